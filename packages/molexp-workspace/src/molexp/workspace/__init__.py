@@ -1,0 +1,75 @@
+"""The persistence layer of molexp: workspace → project → experiment → run, on any storage.
+
+Everything here is also importable from the top-level ``molexp`` package.
+"""
+
+from molexp.workspace._context import RunContext, config_hash
+from molexp.workspace._entry import clear_entries, entry, registered_workspaces
+from molexp.workspace._errors import (
+    ConflictError,
+    CorruptRecordError,
+    CorruptRecordWarning,
+    InvalidNameError,
+    MolexpError,
+    NotFoundError,
+    RunCancelled,
+    RunStateError,
+    SchemaVersionError,
+    StorageError,
+)
+from molexp.workspace._experiment import Experiment, default_seeds
+from molexp.workspace._metadata import (
+    ErrorInfo,
+    ExecutionRecord,
+    ExperimentMetadata,
+    OwnerInfo,
+    ProjectMetadata,
+    RunMetadata,
+    RunStatus,
+    WorkspaceMetadata,
+)
+from molexp.workspace._names import slugify
+from molexp.workspace._ownership import Liveness
+from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
+from molexp.workspace._project import Project
+from molexp.workspace._records import SCHEMA_VERSION, canonical_json
+from molexp.workspace._run import Run
+from molexp.workspace._workspace import Workspace
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ConflictError",
+    "CorruptRecordError",
+    "CorruptRecordWarning",
+    "ErrorInfo",
+    "ExecutionRecord",
+    "Experiment",
+    "ExperimentMetadata",
+    "GridSpace",
+    "InvalidNameError",
+    "Liveness",
+    "MolexpError",
+    "NotFoundError",
+    "OwnerInfo",
+    "ParamSpace",
+    "Project",
+    "ProjectMetadata",
+    "Run",
+    "RunCancelled",
+    "RunContext",
+    "RunMetadata",
+    "RunStateError",
+    "RunStatus",
+    "SchemaVersionError",
+    "StorageError",
+    "UniformSpace",
+    "Workspace",
+    "WorkspaceMetadata",
+    "canonical_json",
+    "clear_entries",
+    "config_hash",
+    "default_seeds",
+    "entry",
+    "registered_workspaces",
+    "slugify",
+]

@@ -1,0 +1,321 @@
+"""RunContext: the lifecycle of one execution attempt of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import traceback
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from molexp.workspace._errors import NotFoundError, RunCancelled, RunStateError
+from molexp.workspace._metadata import ErrorInfo, ExecutionRecord, RunStatus
+from molexp.workspace._ownership import Liveness, current_owner, heartbeat, hostname, owner_liveness
+from molexp.workspace._records import check_params, content_hash, utcnow
+from molexp.workspace._run import CANCEL_REQUEST_FILE, Run
+
+if TYPE_CHECKING:
+    from molexp.workspace._experiment import Experiment
+    from molexp.workspace._ownership import _Beat
+    from molexp.workspace._project import Project
+    from molexp.workspace._workspace import Workspace
+
+_RUN_PATH_RE = re.compile(
+    r"^(?P<root>.*?)/projects/(?P<project>[^/]+)/experiments/(?P<experiment>[^/]+)"
+    r"/runs/run-(?P<run>[^/]+)/?$"
+)
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """The hash that identifies a merged profile config (order of keys does not matter)."""
+    return content_hash(dict(config))
+
+
+class RunContext:
+    """One attempt at executing a run: ``with run.start(profile_config=cfg) as ctx: ...``.
+
+    Entering marks the run running, owned by this process, with a new :class:`ExecutionRecord`;
+    leaving marks it succeeded, failed (with the traceback under ``execution/<id>/error.txt``) or
+    cancelled, and finalises the record.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        profile_config: Mapping[str, Any] | None = None,
+        profile_name: str | None = None,
+        heartbeat_interval: float,
+    ) -> None:
+        self.run = run
+        self._profile_config = (
+            check_params(profile_config, what="profile config") if profile_config is not None else None
+        )
+        self._profile_name = profile_name
+        self._heartbeat_interval = heartbeat_interval
+        self._beat: _Beat | None = None
+        self._failure: ErrorInfo | None = None
+        self._cancel_reason: str | None = None
+        self.execution_id: str | None = None
+
+    @classmethod
+    def open(
+        cls, run_dir: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    ) -> RunContext:
+        """Rebuild the workspace → project → experiment → run chain from a run directory or URL.
+
+        The returned context keeps the profile recorded on the run; enter it to execute.
+        """
+        from molexp.workspace._workspace import Workspace
+        from molexp.workspace.storage import split_scheme
+
+        scheme, text = split_scheme(run_dir)
+        if scheme == "file":
+            text = Path(text.removeprefix("file://")).expanduser().resolve().as_posix()
+        match = _RUN_PATH_RE.match(text.rstrip("/"))
+        if match is None:
+            raise NotFoundError(
+                f"{os.fspath(run_dir)!r} is not a run directory: expected "
+                "<workspace>/projects/<project>/experiments/<experiment>/runs/run-<id>"
+            )
+        ws = Workspace.load(match["root"], storage_options=storage_options)
+        run = ws.project(match["project"]).experiment(match["experiment"]).get_run(match["run"])
+        return run.start()
+
+    @property
+    def experiment(self) -> Experiment:
+        """The experiment of the run."""
+        return self.run.experiment
+
+    @property
+    def project(self) -> Project:
+        """The project of the run."""
+        return self.run.experiment.project
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace of the run."""
+        return self.run.experiment.project.workspace
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The run's parameters."""
+        return self.run.parameters
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The active profile config, read-only (empty when there is none)."""
+        return MappingProxyType(self.run.metadata.config)
+
+    @property
+    def run_dir(self) -> Path | str:
+        """The run directory."""
+        return self.run.run_dir
+
+    @property
+    def active(self) -> bool:
+        """Whether the context is entered."""
+        return self.execution_id is not None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> RunContext:
+        run = self.run
+        with run.lock:
+            if self.execution_id is not None:
+                raise RunStateError(f"this context of run {run.id!r} is already entered")
+            if run.context is not None:
+                raise RunStateError(f"run {run.id!r} is already executing in this process")
+            run.reload()
+            meta = run.metadata
+            if meta.status == RunStatus.RUNNING and meta.owner is not None:
+                if owner_liveness(meta.owner) != Liveness.DEAD:
+                    raise RunStateError(
+                        f"run {run.id!r} is already running (pid {meta.owner.pid} on "
+                        f"{meta.owner.host}); cancel it first, or wait for it to finish"
+                    )
+                run._finish_without_owner(
+                    RunStatus.FAILED,
+                    ErrorInfo(type="OwnerLost", message="the previous attempt's process is gone"),
+                )
+            storage = run.storage
+            storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
+            storage.makedirs(f"{run.key}/artifacts")
+            storage.makedirs(f"{run.key}/logs")
+            now = utcnow()
+            execution_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+            if self._profile_config is not None:
+                meta.config = self._profile_config
+                meta.config_hash = config_hash(self._profile_config)
+                meta.profile_name = self._profile_name
+            elif self._profile_name is not None:
+                meta.profile_name = self._profile_name
+            meta.owner = current_owner(execution_id, self._heartbeat_interval)
+            meta.status = RunStatus.RUNNING
+            meta.started_at = now
+            meta.finished_at = None
+            meta.error = None
+            meta.execution_history.append(
+                ExecutionRecord(
+                    execution_id=execution_id, started_at=now, host=hostname(), pid=os.getpid()
+                )
+            )
+            run._write()
+            self.execution_id = execution_id
+            run.context = self
+        self._beat = heartbeat(self._heartbeat_interval).register(self._heartbeat)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if self._beat is not None:
+            self._beat.close()
+            self._beat = None
+        run = self.run
+        with run.lock:
+            execution_id = self.execution_id
+            if execution_id is None:
+                return False
+            self._poll_cancel()
+            error: ErrorInfo | None = None
+            if isinstance(exc, RunCancelled) or (exc is None and self._cancel_reason is not None):
+                status = RunStatus.CANCELLED
+                error = ErrorInfo(type="Cancelled", message=self._cancel_reason or str(exc))
+            elif isinstance(exc, KeyboardInterrupt):
+                status = RunStatus.CANCELLED
+                error = self._error_from(exc, execution_id)
+            elif exc is not None:
+                status = RunStatus.FAILED
+                error = self._error_from(exc, execution_id)
+            elif self._failure is not None:
+                status = RunStatus.FAILED
+                error = self._failure
+            else:
+                status = RunStatus.SUCCEEDED
+            if error is not None:
+                error.execution_id = execution_id
+            now = utcnow()
+            meta = run.metadata
+            record = meta.execution_history[-1]
+            record.status = status
+            record.finished_at = now
+            record.error = error
+            meta.status = status
+            meta.finished_at = now
+            meta.error = error
+            meta.owner = None
+            run._write()
+            run.storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
+            run.context = None
+            self.execution_id = None
+        return isinstance(exc, RunCancelled)
+
+    def _error_from(self, exc: BaseException, execution_id: str) -> ErrorInfo:
+        key = f"execution/{execution_id}/error.txt"
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.run.storage.write_bytes(f"{self.run.key}/{key}", text.encode())
+        return ErrorInfo(
+            type=type(exc).__qualname__,
+            message=str(exc),
+            execution_id=execution_id,
+            traceback_path=key,
+        )
+
+    def record_failure(self, error: BaseException | str, *, traceback_text: str | None = None) -> None:
+        """Mark this attempt failed without raising (the workflow runtime reports task failures so).
+
+        An exception's traceback is saved under ``execution/<id>/error.txt``.
+        """
+        execution_id = self._require_active("record_failure")
+        if isinstance(error, BaseException):
+            info = self._error_from(error, execution_id)
+            if traceback_text is not None:
+                self.run.storage.write_bytes(
+                    f"{self.run.key}/{info.traceback_path}", traceback_text.encode()
+                )
+        else:
+            info = ErrorInfo(type="Failure", message=error, execution_id=execution_id)
+        self._failure = info
+
+    @property
+    def failed(self) -> bool:
+        """Whether :meth:`record_failure` was called in this attempt."""
+        return self._failure is not None
+
+    # -- cancellation and heartbeat ----------------------------------------------------------
+
+    def request_cancel(self, reason: str = "cancelled by request") -> None:
+        """Ask this attempt to stop; it ends as cancelled."""
+        self._cancel_reason = reason
+
+    def _poll_cancel(self) -> None:
+        if self._cancel_reason is not None:
+            return
+        key = f"{self.run.key}/{CANCEL_REQUEST_FILE}"
+        try:
+            request = json.loads(self.run.storage.read_bytes(key))
+        except FileNotFoundError:
+            return
+        except ValueError:
+            request = {}
+        self._cancel_reason = str(request.get("reason", "cancelled by request"))
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether someone asked this run to stop (checks for a cancel request from elsewhere)."""
+        self._poll_cancel()
+        return self._cancel_reason is not None
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`RunCancelled` if a cancel was requested; the run then ends as cancelled."""
+        if self.cancel_requested:
+            raise RunCancelled(f"run {self.run.id!r} was cancelled: {self._cancel_reason}")
+
+    def _heartbeat(self) -> None:
+        with self.run.lock:
+            owner = self.run.metadata.owner
+            if self.execution_id is None or owner is None:
+                return
+            owner.heartbeat_at = utcnow()
+            self.run._write()
+            self._poll_cancel()
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _require_active(self, what: str) -> str:
+        if self.execution_id is None:
+            raise RunStateError(
+                f"{what} needs an executing run: use it inside 'with run.start() as ctx:'"
+            )
+        return self.execution_id
+
+    def set_result(self, key: str, value: Any) -> None:
+        """Record a lightweight JSON value in ``run.json``; it is durable when this returns."""
+        self._require_active("set_result")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a result key must be a non-empty string, got {key!r}")
+        checked = check_params({key: value}, what=f"result {key!r}")
+        with self.run.lock:
+            self.run.metadata.results[key] = checked[key]
+            self.run._write()
+
+    def get_result(self, key: str, default: Any = None) -> Any:
+        """A result recorded in this or an earlier attempt."""
+        return self.run.metadata.results.get(key, default)
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """A copy of every result recorded on the run."""
+        return dict(self.run.metadata.results)
+
+    def __repr__(self) -> str:
+        state = f"execution={self.execution_id!r}" if self.execution_id else "not entered"
+        return f"RunContext(run={self.run.id!r}, {state})"

@@ -1,0 +1,63 @@
+"""Slugs and ids: the only strings that ever become path segments."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from molexp.workspace._errors import InvalidNameError
+
+MAX_ID_LENGTH = 128
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
+_SLUG_DROP_RE = re.compile(r"[^a-z0-9]+")
+
+ID_RULE = (
+    "lowercase ASCII letters, digits, '.', '_' and '-', starting with a letter or digit, "
+    f"at most {MAX_ID_LENGTH} characters"
+)
+
+
+def slugify(name: str, *, what: str = "name") -> str:
+    """Turn a display name into its id: lowercase ASCII, runs of other characters become '-'."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"{what} must be a string, got {type(name).__name__}")
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = _SLUG_DROP_RE.sub("-", ascii_name.lower()).strip("-")[:MAX_ID_LENGTH].rstrip("-")
+    if not slug:
+        raise InvalidNameError(
+            f"{what} {name!r} has no letters or digits to make an id from; "
+            "use a name with ASCII letters or digits, or pass id=... explicitly"
+        )
+    return slug
+
+
+def check_id(value: str, *, what: str = "id") -> str:
+    """Return ``value`` if it is a safe, canonical path segment; raise a clear error otherwise."""
+    if not isinstance(value, str):
+        raise InvalidNameError(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_ID_LENGTH or not _ID_RE.match(value):
+        raise InvalidNameError(f"{what} {value!r} is not valid: use {ID_RULE}")
+    return value
+
+
+def check_name(value: str, *, what: str = "name") -> str:
+    """Return a display name if it is a non-empty single-line string."""
+    if not isinstance(value, str):
+        raise InvalidNameError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip() or "\x00" in value or "\n" in value or "\r" in value:
+        raise InvalidNameError(f"{what} {value!r} must be a non-empty single line of text")
+    return value
+
+
+def lookup_candidates(name_or_id: str) -> list[str]:
+    """The ids a lookup by ``name_or_id`` may mean: the text itself if it is an id, then its slug."""
+    found: list[str] = []
+    if isinstance(name_or_id, str) and len(name_or_id) <= MAX_ID_LENGTH and _ID_RE.match(name_or_id):
+        found.append(name_or_id)
+    try:
+        slug = slugify(name_or_id)
+    except InvalidNameError:
+        return found
+    if slug not in found:
+        found.append(slug)
+    return found

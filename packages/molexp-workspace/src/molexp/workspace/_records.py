@@ -1,0 +1,107 @@
+"""Reading and writing the JSON records of the hierarchy, with schema-version checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from datetime import UTC, datetime
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from molexp.workspace._errors import CorruptRecordError, CorruptRecordWarning, SchemaVersionError
+from molexp.workspace.storage import Storage
+
+SCHEMA_VERSION = 1
+M = TypeVar("M", bound=BaseModel)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def canonical_json(value: Any) -> str:
+    """A stable encoding: sorted keys at every depth, no whitespace; the basis of hashes and ids."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(value: Any, length: int = 16) -> str:
+    """A short sha256 hex digest of ``value``'s canonical encoding."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+
+
+def parse_record(data: bytes, model: type[M], location: str) -> M:
+    """Validate ``data`` as ``model``; a clear error naming ``location`` if it cannot be read."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        reason = "empty file" if not data.strip() else f"not valid JSON ({exc})"
+        raise CorruptRecordError(location, reason) from None
+    if not isinstance(raw, dict):
+        raise CorruptRecordError(location, f"expected a JSON object, found {type(raw).__name__}")
+    version = raw.get("schema_version")
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            location,
+            f"schema_version {version} was written by a newer molexp; this one reads up to "
+            f"{SCHEMA_VERSION}: upgrade molexp-workspace",
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise CorruptRecordError(location, f"field {field!r}: {first['msg']}") from None
+
+
+def read_record(storage: Storage, key: str, model: type[M]) -> M:
+    """Read and validate the record at ``key``; ``FileNotFoundError`` if it does not exist."""
+    return parse_record(storage.read_bytes(key), model, storage.url_for(key))
+
+
+def write_record(storage: Storage, key: str, record: BaseModel, *, exclusive: bool = False) -> None:
+    """Write ``record`` atomically as indented, human-readable JSON."""
+    storage.write_bytes(key, record.model_dump_json(indent=2).encode() + b"\n", exclusive=exclusive)
+
+
+def list_records(
+    storage: Storage, dir_key: str, filename: str, model: type[M], *, prefix: str = ""
+) -> list[M]:
+    """The records ``<dir_key>/<prefix><id>/<filename>`` of every child, sorted by directory name.
+
+    A child whose record cannot be read is skipped with a :class:`CorruptRecordWarning` naming the
+    file, so one damaged record never hides the others.
+    """
+    found: list[M] = []
+    for child in storage.list(dir_key):
+        if not child.startswith(prefix) or child.startswith("."):
+            continue
+        key = f"{dir_key}/{child}/{filename}"
+        try:
+            found.append(read_record(storage, key, model))
+        except FileNotFoundError:
+            continue
+        except CorruptRecordError as exc:
+            warnings.warn(str(exc), CorruptRecordWarning, stacklevel=3)
+    return found
+
+
+def check_params(params: Mapping[str, Any] | None, *, what: str) -> dict[str, Any]:
+    """A JSON-serializable dict with string keys, or a clear error naming the offending value."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{what} must be a dict, got {type(params).__name__}")
+    for key in params:
+        if not isinstance(key, str):
+            raise TypeError(f"{what} keys must be strings, got {key!r}")
+    try:
+        normalized: dict[str, Any] = json.loads(json.dumps(params))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{what} must hold JSON values (str, int, float, bool, None, lists and dicts): {exc}"
+        ) from None
+    return normalized

@@ -1,0 +1,200 @@
+"""The workspace: the root of a body of work, and the factory of its projects."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from molexp.workspace._errors import ConflictError, InvalidNameError, NotFoundError
+from molexp.workspace._metadata import ProjectMetadata, WorkspaceMetadata
+from molexp.workspace._names import check_id, check_name, lookup_candidates, slugify
+from molexp.workspace._project import Project
+from molexp.workspace._records import list_records, read_record, write_record
+from molexp.workspace.storage import LocalStorage, Storage, open_storage
+
+WORKSPACE_FILE = "workspace.json"
+
+
+def _default_name(storage: Storage) -> str:
+    tail = storage.url.rstrip("/").rsplit("/", 1)[-1]
+    return tail or "workspace"
+
+
+class Workspace:
+    """A workspace rooted at a local path or a storage URL (``memory://lab``, ``s3://bucket/lab``).
+
+    Constructing one writes nothing: ``workspace.json`` appears on :meth:`materialize` or when the
+    first project is created.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.storage: Storage = open_storage(root, **dict(storage_options or {}))
+        self._projects: dict[str, Project] = {}
+        try:
+            self._metadata = read_record(self.storage, WORKSPACE_FILE, WorkspaceMetadata)
+        except FileNotFoundError:
+            self._metadata = WorkspaceMetadata(
+                id=uuid.uuid4().hex[:12],
+                name=check_name(name, what="workspace name")
+                if name is not None
+                else _default_name(self.storage),
+            )
+            self._materialized = False
+        else:
+            self._materialized = True
+            if name is not None and name != self._metadata.name:
+                raise ConflictError(
+                    f"the workspace at {self.url} is named {self._metadata.name!r}, not {name!r}; "
+                    "omit name= to open it, or rename it with ws.name = ... and ws.save()"
+                )
+
+    @classmethod
+    def load(
+        cls, root: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    ) -> Workspace:
+        """Open an existing workspace; raise :class:`NotFoundError` if it has no ``workspace.json``."""
+        ws = cls(root, storage_options=storage_options)
+        if not ws._materialized:
+            raise NotFoundError(
+                f"no workspace at {ws.url}: {ws.storage.url_for(WORKSPACE_FILE)} does not exist "
+                "(create one with molexp.Workspace(root).materialize())"
+            )
+        return ws
+
+    @property
+    def metadata(self) -> WorkspaceMetadata:
+        """The ``workspace.json`` record."""
+        return self._metadata
+
+    @property
+    def id(self) -> str:
+        """The workspace's id, stable once materialized."""
+        return self._metadata.id
+
+    @property
+    def name(self) -> str:
+        """The display name."""
+        return self._metadata.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._metadata.name = check_name(value, what="workspace name")
+
+    @property
+    def description(self) -> str | None:
+        """A free-text description."""
+        return self._metadata.description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        self._metadata.description = value
+
+    @property
+    def url(self) -> str:
+        """The root as a URL (a plain absolute path for local workspaces)."""
+        return self.storage.url
+
+    @property
+    def root(self) -> Path | str:
+        """The root directory: a :class:`~pathlib.Path` when local, the URL otherwise."""
+        if isinstance(self.storage, LocalStorage):
+            return self.storage.root
+        return self.storage.url
+
+    @property
+    def is_materialized(self) -> bool:
+        """Whether ``workspace.json`` exists."""
+        return self._materialized
+
+    def materialize(self) -> Workspace:
+        """Write ``workspace.json`` if it does not exist yet; safe to call from many processes."""
+        if not self._materialized:
+            try:
+                write_record(self.storage, WORKSPACE_FILE, self._metadata, exclusive=True)
+            except FileExistsError:
+                self._metadata = read_record(self.storage, WORKSPACE_FILE, WorkspaceMetadata)
+            self._materialized = True
+        return self
+
+    def save(self) -> None:
+        """Persist changes made to the workspace record (name, description)."""
+        self._materialized = True
+        write_record(self.storage, WORKSPACE_FILE, self._metadata)
+
+    def Project(  # noqa: N802 - factory named after the class, as the public API promises
+        self,
+        name: str,
+        description: str | None = None,
+        owner: str | None = None,
+        tags: list[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        id: str | None = None,  # noqa: A002 - the public keyword is `id`
+    ) -> Project:
+        """Get or create the project ``name`` (idempotent by slug; the same object in-process)."""
+        check_name(name, what="project name")
+        pid = check_id(id, what="project id") if id is not None else slugify(name, what="project name")
+        project = self._projects.get(pid)
+        if project is None:
+            self.materialize()
+            key = f"projects/{pid}/project.json"
+            record = ProjectMetadata(
+                id=pid,
+                name=name,
+                description=description,
+                owner=owner,
+                tags=list(tags or []),
+                config=dict(config or {}),
+            )
+            try:
+                write_record(self.storage, key, record, exclusive=True)
+            except FileExistsError:
+                record = read_record(self.storage, key, ProjectMetadata)
+            project = self._projects.setdefault(pid, Project(self, record))
+        if project.name != name:
+            raise InvalidNameError(
+                f"project name {name!r} has the id {pid!r}, which project {project.name!r} already "
+                f"has; use {project.name!r}, or give this project another name or id"
+            )
+        project._update(description=description, owner=owner, tags=tags, config=config)
+        return project
+
+    def project(self, name_or_id: str) -> Project:
+        """The existing project with this id or name; :class:`NotFoundError` if there is none."""
+        for pid in lookup_candidates(name_or_id):
+            if pid in self._projects:
+                return self._projects[pid]
+            try:
+                record = read_record(self.storage, f"projects/{pid}/project.json", ProjectMetadata)
+            except FileNotFoundError:
+                continue
+            return self._projects.setdefault(pid, Project(self, record))
+        known = ", ".join(p.id for p in self.list_projects()) or "none"
+        raise NotFoundError(f"no project {name_or_id!r} in workspace {self.url} (projects: {known})")
+
+    def list_projects(self) -> list[Project]:
+        """Every project, sorted by id; unreadable ones are skipped with a warning naming the file."""
+        found = []
+        for record in list_records(self.storage, "projects", "project.json", ProjectMetadata):
+            found.append(self._projects.setdefault(record.id, Project(self, record)))
+        return found
+
+    def delete_project(self, project_id: str) -> None:
+        """Delete a project and everything beneath it."""
+        check_id(project_id, what="project id")
+        if not self.storage.exists(f"projects/{project_id}/project.json"):
+            raise NotFoundError(f"no project {project_id!r} in workspace {self.url}")
+        self.storage.remove(f"projects/{project_id}", recursive=True)
+        self._projects.pop(project_id, None)
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.url!r}, name={self.name!r})"

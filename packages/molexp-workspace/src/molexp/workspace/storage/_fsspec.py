@@ -1,0 +1,85 @@
+"""A backend over any fsspec filesystem: the base that storage plugins build on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from molexp.workspace.storage._base import Storage, check_key
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+
+class FsspecStorage(Storage):
+    """Keys map to paths under ``root`` on an fsspec filesystem (``memory://`` is built in)."""
+
+    scheme = "memory"
+
+    def __init__(self, fs: AbstractFileSystem, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        super().__init__(url.rstrip("/"))
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> FsspecStorage:
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(url, **options)
+        return cls(fs, root, url)
+
+    def _path(self, key: str) -> str:
+        check_key(key)
+        return f"{self.root}/{key}" if key else self.root
+
+    def read_bytes(self, key: str) -> bytes:
+        data: bytes = self.fs.cat_file(self._path(key))
+        return data
+
+    def write_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
+        path = self._path(key)
+        if exclusive and self.fs.exists(path):
+            raise FileExistsError(self.url_for(key))
+        self.fs.pipe_file(path, data)
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def is_dir(self, key: str) -> bool:
+        return bool(self.fs.isdir(self._path(key)))
+
+    def list(self, key: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self._path(key), detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        base = self._path(key).rstrip("/") + "/"
+        names = {str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries if str(e).startswith(base)}
+        return sorted(names)
+
+    def makedirs(self, key: str) -> None:
+        self.fs.makedirs(self._path(key), exist_ok=True)
+
+    def remove(self, key: str, *, recursive: bool = False) -> None:
+        path = self._path(key)
+        if not self.fs.exists(path):
+            return
+        if self.fs.isdir(path):
+            if recursive:
+                self.fs.rm(path, recursive=True)
+            else:
+                self.fs.rmdir(path)
+        else:
+            self.fs.rm_file(path)
+
+    def put_file(self, src: Path, key: str) -> None:
+        self.fs.put_file(str(src), self._path(key))
+
+    def open(self, key: str, mode: str = "rb") -> IO[bytes]:
+        if mode not in ("rb", "wb", "ab"):
+            raise ValueError(f"mode must be 'rb', 'wb' or 'ab', got {mode!r}")
+        stream: IO[bytes] = self.fs.open(self._path(key), mode)
+        return stream
+
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self._path(key)))

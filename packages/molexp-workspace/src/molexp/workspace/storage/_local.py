@@ -1,0 +1,155 @@
+"""The built-in local-filesystem backend: plain ``os`` calls, atomic renames and fsync."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+from molexp.workspace.storage._base import Storage, check_key
+
+
+def _tmp_path(path: str) -> str:
+    head, _, name = path.rpartition("/")
+    return f"{head}/.{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+
+
+def _open_new(path: str) -> int:
+    """Create ``path`` exclusively, creating its parent directories if they are missing."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+
+class _AtomicFile(io.FileIO):
+    """A write stream to a temporary file that replaces the target only when closed cleanly."""
+
+    def __init__(self, target: str, *, fsync: bool) -> None:
+        self._target = target
+        self._tmp = _tmp_path(target)
+        self._fsync = fsync
+        super().__init__(_open_new(self._tmp), "wb", closefd=True)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self._fsync:
+            os.fsync(self.fileno())
+        super().close()
+        os.replace(self._tmp, self._target)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            super().close()
+            os.unlink(self._tmp)
+
+
+class LocalStorage(Storage):
+    """Files under a local directory. Writes go to a temporary file that is fsynced and renamed.
+
+    ``fsync=False`` keeps writes atomic (a killed process never leaves a torn file) but gives up
+    durability across a power loss, for speed.
+    """
+
+    scheme = "file"
+    supports_links = True
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self._prefix = self.root.as_posix().rstrip("/")
+        self.fsync = fsync
+        super().__init__(self._prefix or "/")
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> LocalStorage:
+        return cls(url.removeprefix("file://"), **options)
+
+    def _path(self, key: str) -> str:
+        check_key(key)
+        return f"{self._prefix}/{key}" if key else self._prefix or "/"
+
+    def local_path(self, key: str) -> Path:
+        return Path(self._path(key))
+
+    def url_for(self, key: str) -> str:
+        return self._path(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        with open(self._path(key), "rb") as f:
+            return f.read()
+
+    def write_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
+        path = self._path(key)
+        tmp = _tmp_path(path)
+        fd = _open_new(tmp)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if exclusive:
+                os.link(tmp, path)
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def is_dir(self, key: str) -> bool:
+        return os.path.isdir(self._path(key))
+
+    def list(self, key: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self._path(key)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def makedirs(self, key: str) -> None:
+        os.makedirs(self._path(key), exist_ok=True)
+
+    def remove(self, key: str, *, recursive: bool = False) -> None:
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except (IsADirectoryError, PermissionError):
+            if not os.path.isdir(path) or os.path.islink(path):
+                raise
+            if recursive:
+                shutil.rmtree(path)
+            else:
+                os.rmdir(path)
+
+    def put_file(self, src: Path, key: str) -> None:
+        with open(src, "rb") as source, self.open(key, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+
+    def open(self, key: str, mode: str = "rb") -> IO[bytes]:
+        if mode not in ("rb", "wb", "ab"):
+            raise ValueError(f"mode must be 'rb', 'wb' or 'ab', got {mode!r}")
+        path = self._path(key)
+        if mode == "rb":
+            return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+        if mode == "wb":
+            return _AtomicFile(path, fsync=self.fsync)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "ab")  # noqa: SIM115 - the caller owns the stream
+
+    def size(self, key: str) -> int:
+        return os.stat(self._path(key)).st_size
