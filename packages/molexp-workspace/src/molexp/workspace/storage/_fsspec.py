@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from molexp.workspace.storage._base import Storage, check_key
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
+
+
+class _MoveOnClose(io.RawIOBase):
+    """A write stream to a temporary key, moved over the target on a clean close and removed on
+    an exception, so a failed or partial write never replaces the target."""
+
+    def __init__(self, fs: AbstractFileSystem, target: str) -> None:
+        super().__init__()
+        head, _, name = target.rpartition("/")
+        self._fs = fs
+        self._target = target
+        self._tmp = f"{head}/.{name}.{os.urandom(4).hex()}.tmp"
+        self._stream = fs.open(self._tmp, "wb")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self._stream.write(data)
+        return len(data) if written is None else int(written)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+            self._fs.mv(self._tmp, self._target)
+        super().close()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._stream.close()
+            self._fs.rm_file(self._tmp)
+            super().close()
 
 
 class FsspecStorage(Storage):
@@ -78,6 +114,8 @@ class FsspecStorage(Storage):
     def open(self, key: str, mode: str = "rb") -> IO[bytes]:
         if mode not in ("rb", "wb", "ab"):
             raise ValueError(f"mode must be 'rb', 'wb' or 'ab', got {mode!r}")
+        if mode == "wb":
+            return cast(IO[bytes], _MoveOnClose(self.fs, self._path(key)))
         stream: IO[bytes] = self.fs.open(self._path(key), mode)
         return stream
 
