@@ -7,10 +7,12 @@ import os
 import re
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from molexp.workspace._errors import NotFoundError, RunCancelled, RunStateError
 from molexp.workspace._metadata import ErrorInfo, ExecutionRecord, RunStatus
@@ -23,6 +25,40 @@ if TYPE_CHECKING:
     from molexp.workspace._ownership import _Beat
     from molexp.workspace._project import Project
     from molexp.workspace._workspace import Workspace
+
+_current_task: ContextVar[str | None] = ContextVar("molexp_current_task", default=None)
+
+
+class Channel(Protocol):
+    """What the workflow layer attaches for ``ctx.emit``/``ctx.receive`` (actor channels)."""
+
+    def emit(self, message: Any) -> None:
+        """Send ``message`` on the channel."""
+
+    def receive(self) -> Any:
+        """Receive from the channel (the workflow layer decides: a value, an awaitable, ...)."""
+
+
+class ExecutionState:
+    """The workflow runtime's saved state of a run (which tasks finished, with what), kept in
+    ``execution/state.json`` so a later attempt can resume."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self.key = f"{run.key}/execution/state.json"
+
+    def load(self) -> dict[str, Any] | None:
+        """The last saved state of this run, from any attempt; None if there is none."""
+        try:
+            state: dict[str, Any] = self._run.storage.read_json(self.key)
+        except FileNotFoundError:
+            return None
+        return state
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        """Replace the saved state atomically."""
+        self._run.storage.write_json(self.key, dict(state))
+
 
 _RUN_PATH_RE = re.compile(
     r"^(?P<root>.*?)/projects/(?P<project>[^/]+)/experiments/(?P<experiment>[^/]+)"
@@ -60,7 +96,9 @@ class RunContext:
         self._beat: _Beat | None = None
         self._failure: ErrorInfo | None = None
         self._cancel_reason: str | None = None
+        self._channels: dict[str, Channel] = {}
         self.execution_id: str | None = None
+        self.execution_state = ExecutionState(run)
 
     @classmethod
     def open(
@@ -315,6 +353,43 @@ class RunContext:
     def results(self) -> dict[str, Any]:
         """A copy of every result recorded on the run."""
         return dict(self.run.metadata.results)
+
+    # -- tasks and channels (used by the workflow layer) -------------------------------------------
+
+    @contextmanager
+    def task_scope(self, task: str) -> Iterator[None]:
+        """Attribute what is produced inside this block (in this thread or task) to ``task``."""
+        token = _current_task.set(task)
+        try:
+            yield
+        finally:
+            _current_task.reset(token)
+
+    @property
+    def current_task(self) -> str | None:
+        """The task whose :meth:`task_scope` is active here, if any."""
+        return _current_task.get()
+
+    def attach_channels(self, channels: Mapping[str, Channel]) -> None:
+        """Declare the channels that :meth:`emit` and :meth:`receive` may use."""
+        self._channels.update(channels)
+
+    def _channel(self, name: str) -> Channel:
+        try:
+            return self._channels[name]
+        except KeyError:
+            declared = ", ".join(sorted(self._channels)) or "none"
+            raise NotFoundError(
+                f"channel {name!r} is not declared by this run's workflow (declared: {declared})"
+            ) from None
+
+    def emit(self, channel: str, message: Any) -> None:
+        """Send ``message`` on a declared channel."""
+        self._channel(channel).emit(message)
+
+    def receive(self, channel: str) -> Any:
+        """Receive from a declared channel."""
+        return self._channel(channel).receive()
 
     def __repr__(self) -> str:
         state = f"execution={self.execution_id!r}" if self.execution_id else "not entered"
