@@ -7,14 +7,23 @@ import os
 import re
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from molexp.workspace._errors import NotFoundError, RunCancelled, RunStateError
+from molexp.workspace._accessors import ArtifactStore, LogHandle, register_run_asset, save_checkpoint
+from molexp.workspace._assets import Asset, AssetKind, CheckpointAsset, Producer
+from molexp.workspace._errors import (
+    InvalidNameError,
+    NotFoundError,
+    RunCancelled,
+    RunStateError,
+    StorageError,
+)
+from molexp.workspace._payload import hash_bytes
 from molexp.workspace._metadata import ErrorInfo, ExecutionRecord, RunStatus
 from molexp.workspace._ownership import Liveness, current_owner, heartbeat, hostname, owner_liveness
 from molexp.workspace._records import check_params, content_hash, utcnow
@@ -27,6 +36,12 @@ if TYPE_CHECKING:
     from molexp.workspace._workspace import Workspace
 
 _current_task: ContextVar[str | None] = ContextVar("molexp_current_task", default=None)
+_active_context: ContextVar[RunContext | None] = ContextVar("molexp_active_context", default=None)
+
+
+def active_context() -> RunContext | None:
+    """The RunContext entered in this thread or task, if any."""
+    return _active_context.get()
 
 
 class Channel(Protocol):
@@ -43,9 +58,11 @@ class ExecutionState:
     """The workflow runtime's saved state of a run (which tasks finished, with what), kept in
     ``execution/state.json`` so a later attempt can resume."""
 
-    def __init__(self, run: Run) -> None:
-        self._run = run
-        self.key = f"{run.key}/execution/state.json"
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        self._run = ctx.run
+        self.key = f"{ctx.run.key}/execution/state.json"
+        self._record_key = f"{ctx.run.key}/.assets/execution_state/state.json"
 
     def load(self) -> dict[str, Any] | None:
         """The last saved state of this run, from any attempt; None if there is none."""
@@ -56,8 +73,20 @@ class ExecutionState:
         return state
 
     def save(self, state: Mapping[str, Any]) -> None:
-        """Replace the saved state atomically."""
-        self._run.storage.write_json(self.key, dict(state))
+        """Replace the saved state atomically (registering its asset the first time)."""
+        storage = self._run.storage
+        storage.write_json(self.key, dict(state))
+        if not storage.exists(self._record_key):
+            register_run_asset(
+                self._ctx,
+                kind=AssetKind.EXECUTION_STATE,
+                name="execution-state",
+                payload=self.key,
+                record=self._record_key,
+                size=None,
+                content_hash=None,
+                encoding="json",
+            )
 
 
 _RUN_PATH_RE = re.compile(
@@ -97,8 +126,12 @@ class RunContext:
         self._failure: ErrorInfo | None = None
         self._cancel_reason: str | None = None
         self._channels: dict[str, Channel] = {}
+        self._logs: dict[str, LogHandle] = {}
+        self._consumed: dict[str | None, list[str]] = {}
+        self._active_token: Token[RunContext | None] | None = None
         self.execution_id: str | None = None
-        self.execution_state = ExecutionState(run)
+        self.execution_state = ExecutionState(self)
+        self.artifact = ArtifactStore(self)
 
     @classmethod
     def open(
@@ -205,6 +238,7 @@ class RunContext:
             run._write()
             self.execution_id = execution_id
             run.context = self
+        self._active_token = _active_context.set(self)
         self._beat = heartbeat(self._heartbeat_interval).register(self._heartbeat)
         return self
 
@@ -217,6 +251,12 @@ class RunContext:
         if self._beat is not None:
             self._beat.close()
             self._beat = None
+        if self._active_token is not None:
+            _active_context.reset(self._active_token)
+            self._active_token = None
+        for handle in self._logs.values():
+            handle.close()
+        self._logs.clear()
         run = self.run
         with run.lock:
             execution_id = self.execution_id
@@ -259,7 +299,19 @@ class RunContext:
     def _error_from(self, exc: BaseException, execution_id: str) -> ErrorInfo:
         key = f"execution/{execution_id}/error.txt"
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.run.storage.write_bytes(f"{self.run.key}/{key}", text.encode())
+        payload = text.encode()
+        self.run.storage.write_bytes(f"{self.run.key}/{key}", payload)
+        register_run_asset(
+            self,
+            kind=AssetKind.ERROR_TRACE,
+            name="error.txt",
+            payload=f"{self.run.key}/{key}",
+            record=f"{self.run.key}/.assets/error_trace/{execution_id}.json",
+            size=len(payload),
+            content_hash=hash_bytes(payload),
+            encoding="text",
+            meta={"type": type(exc).__qualname__, "message": str(exc)},
+        )
         return ErrorInfo(
             type=type(exc).__qualname__,
             message=str(exc),
@@ -272,7 +324,7 @@ class RunContext:
 
         An exception's traceback is saved under ``execution/<id>/error.txt``.
         """
-        execution_id = self._require_active("record_failure")
+        execution_id = self.require_active("record_failure")
         if isinstance(error, BaseException):
             info = self._error_from(error, execution_id)
             if traceback_text is not None:
@@ -328,7 +380,8 @@ class RunContext:
 
     # -- results -----------------------------------------------------------------------------
 
-    def _require_active(self, what: str) -> str:
+    def require_active(self, what: str) -> str:
+        """The current execution id; a clear error if the context is not entered."""
         if self.execution_id is None:
             raise RunStateError(
                 f"{what} needs an executing run: use it inside 'with run.start() as ctx:'"
@@ -337,7 +390,7 @@ class RunContext:
 
     def set_result(self, key: str, value: Any) -> None:
         """Record a lightweight JSON value in ``run.json``; it is durable when this returns."""
-        self._require_active("set_result")
+        self.require_active("set_result")
         if not isinstance(key, str) or not key:
             raise ValueError(f"a result key must be a non-empty string, got {key!r}")
         checked = check_params({key: value}, what=f"result {key!r}")
@@ -353,6 +406,99 @@ class RunContext:
     def results(self) -> dict[str, Any]:
         """A copy of every result recorded on the run."""
         return dict(self.run.metadata.results)
+
+    # -- assets ------------------------------------------------------------------------------
+
+    def log(self, name: str) -> LogHandle:
+        """The log ``name`` of this run: ``ctx.log("train").append("loss=0.1")``."""
+        handle = self._logs.get(name)
+        if handle is None:
+            handle = self._logs.setdefault(name, LogHandle(self, name))
+        return handle
+
+    def checkpoint(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        tags: Sequence[str] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> CheckpointAsset:
+        """Save the next checkpoint of ``name``, chained to the previous one of that name."""
+        with self.run.lock:
+            return save_checkpoint(self, name, data, tags=tags, meta=meta)
+
+    def producer(self) -> Producer:
+        """The producer stamp for what is saved here now: run, attempt, task and what it read."""
+        run = self.run
+        task = _current_task.get()
+        return Producer(
+            run_id=run.id,
+            experiment_id=run.experiment.id,
+            project_id=run.experiment.project.id,
+            execution_id=self.execution_id,
+            task=task,
+            inputs=list(self._consumed.get(task, ())),
+        )
+
+    def _consume(self, asset: Asset) -> None:
+        consumed = self._consumed.setdefault(_current_task.get(), [])
+        if asset.id not in consumed:
+            consumed.append(asset.id)
+
+    def find_asset(self, name: str, kind: AssetKind | str | None = None) -> Asset | None:
+        """The asset called ``name``, searching run → experiment → project → workspace; the
+        nearest scope wins, and within a scope the newest. Records it as read, for lineage."""
+        run = self.run
+        exp = run.experiment
+        project = exp.project
+        catalog = self.workspace.catalog
+        searches: list[dict[str, Any]] = [
+            {"scope": run},
+            {"scope": "experiment", "project": project.id, "experiment": exp.id},
+            {"scope": "project", "project": project.id},
+            {"scope": "workspace"},
+        ]
+        for search in searches:
+            found = catalog.query_assets(name=name, kind=kind, newest_first=True, limit=1, **search)
+            if found:
+                if self.active:
+                    self._consume(found[0])
+                return found[0]
+        return None
+
+    def get_data_dir(self, asset_name: str, fallback: str | os.PathLike[str] | None = None) -> Path:
+        """A local directory for ``asset_name``: its payload directory if the asset exists, else
+        ``fallback`` (relative to the workspace root) created on demand."""
+        asset = self.find_asset(asset_name)
+        storage = self.run.storage
+        if asset is not None:
+            key = asset.record.payload
+            if not storage.is_dir(key):
+                key = key.rsplit("/", 1)[0]
+            local = storage.local_path(key)
+            if local is None:
+                raise StorageError(
+                    f"asset {asset_name!r} is stored at {storage.url_for(key)}, which has no local "
+                    "directory; read it with asset.open() instead"
+                )
+            return local
+        if fallback is None:
+            raise NotFoundError(
+                f"no asset named {asset_name!r} in run {self.run.id!r}, its experiment, project or "
+                "workspace; import it with data_assets.import_asset(), or pass fallback="
+            )
+        root = storage.local_path("")
+        if root is None:
+            raise StorageError(f"fallback directories need a local workspace, not {storage.url}")
+        target = (root / fallback).resolve()
+        if not target.is_relative_to(root):
+            raise InvalidNameError(
+                f"fallback {os.fspath(fallback)!r} is outside the workspace root {root}; give a "
+                "path relative to the root"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        return target
 
     # -- tasks and channels (used by the workflow layer) -------------------------------------------
 

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.workspace._assets import AssetScope, ScopeLevel
+from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, NotFoundError
 from molexp.workspace._metadata import ExperimentMetadata, RunMetadata, RunStatus
 from molexp.workspace._names import check_id
@@ -22,6 +24,7 @@ from molexp.workspace._records import (
 from molexp.workspace._run import RUN_FILE, Run
 
 if TYPE_CHECKING:
+    from molexp.workspace.catalog import AssetView
     from molexp.workspace._project import Project
     from molexp.workspace._workspace import Workspace
 
@@ -124,6 +127,19 @@ class Experiment:
         """The experiment directory: a Path when local, a URL otherwise."""
         local = self.project.workspace.storage.local_path(self.key)
         return local if local is not None else self.project.workspace.storage.url_for(self.key)
+
+    @property
+    def assets(self) -> AssetView:
+        """The assets of this experiment and its runs (read-only)."""
+        return self.project.workspace.catalog.view(self)
+
+    @property
+    def data_assets(self) -> DataAssetLibrary:
+        """The experiment-scope data-asset library."""
+        scope = AssetScope(
+            level=ScopeLevel.EXPERIMENT, project_id=self.project.id, experiment_id=self.id
+        )
+        return DataAssetLibrary(self.project.workspace, scope, self.key)
 
     def get_seeds(self) -> list[int]:
         """The effective seeds: the explicit ones, or the default sequence cut to ``n_replicas``."""

@@ -8,18 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from molexp.workspace._records import SCHEMA_VERSION, utcnow
+from molexp.workspace._records import VersionedRecord, utcnow
 
 
-class _Record(BaseModel):
-    """Unknown fields are kept, so rewriting a record never drops what a newer writer added."""
-
-    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants", validate_assignment=False)
-
-    schema_version: int = SCHEMA_VERSION
-
-
-class WorkspaceMetadata(_Record):
+class WorkspaceMetadata(VersionedRecord):
     """``workspace.json``."""
 
     id: str
@@ -28,7 +20,7 @@ class WorkspaceMetadata(_Record):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ProjectMetadata(_Record):
+class ProjectMetadata(VersionedRecord):
     """``projects/<id>/project.json``."""
 
     id: str
@@ -40,7 +32,7 @@ class ProjectMetadata(_Record):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ExperimentMetadata(_Record):
+class ExperimentMetadata(VersionedRecord):
     """``experiments/<id>/experiment.json``: the repeatable definition."""
 
     id: str
@@ -113,7 +105,7 @@ class ExecutionRecord(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-class RunMetadata(_Record):
+class RunMetadata(VersionedRecord):
     """``runs/run-<id>/run.json``: one run, its state, results and every attempt."""
 
     id: str

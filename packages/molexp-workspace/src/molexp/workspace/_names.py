@@ -46,6 +46,10 @@ def check_name(value: str, *, what: str = "name") -> str:
         raise InvalidNameError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip() or "\x00" in value or "\n" in value or "\r" in value:
         raise InvalidNameError(f"{what} {value!r} must be a non-empty single line of text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidNameError(f"{what} {value!r} is not valid UTF-8 text") from None
     return value
 
 
@@ -61,3 +65,31 @@ def lookup_candidates(name_or_id: str) -> list[str]:
     if slug not in found:
         found.append(slug)
     return found
+
+
+MAX_FILENAME_BYTES = 255
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_filename(value: str, *, what: str = "name") -> str:
+    """Return ``value`` if it is one safe file name: no separators, no '.'/'..', no control bytes."""
+    if not isinstance(value, str):
+        raise InvalidNameError(f"{what} must be a string, got {type(value).__name__}")
+    if (
+        value in ("", ".", "..")
+        or "/" in value
+        or "\\" in value
+        or _CONTROL_RE.search(value)
+        or value != value.strip()
+        or len(value.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES
+    ):
+        raise InvalidNameError(
+            f"{what} {value!r} is not a safe file name: use one path segment without '/', '\\', "
+            f"control characters or surrounding spaces, not '.' or '..', at most "
+            f"{MAX_FILENAME_BYTES} bytes"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidNameError(f"{what} {value!r} is not valid UTF-8 text") from None
+    return value

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.workspace._assets import AssetScope, ScopeLevel
+from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, InvalidNameError, NotFoundError
 from molexp.workspace._experiment import Experiment, check_replicas
 from molexp.workspace._metadata import ExperimentMetadata, ProjectMetadata
@@ -19,6 +21,7 @@ from molexp.workspace._records import (
 )
 
 if TYPE_CHECKING:
+    from molexp.workspace.catalog import AssetView
     from molexp.workspace._workspace import Workspace
 
 
@@ -66,6 +69,17 @@ class Project:
         """``<workspace>/projects/<id>``: a Path when local, a URL otherwise."""
         local = self.workspace.storage.local_path(self.key)
         return local if local is not None else self.workspace.storage.url_for(self.key)
+
+    @property
+    def assets(self) -> AssetView:
+        """The assets of this project and everything below it (read-only)."""
+        return self.workspace.catalog.view(self)
+
+    @property
+    def data_assets(self) -> DataAssetLibrary:
+        """The project-scope data-asset library."""
+        scope = AssetScope(level=ScopeLevel.PROJECT, project_id=self.id)
+        return DataAssetLibrary(self.workspace, scope, self.key)
 
     def save(self) -> None:
         """Persist changes to ``project.json``."""

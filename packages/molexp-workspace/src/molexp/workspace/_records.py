@@ -9,13 +9,22 @@ from datetime import UTC, datetime
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from molexp.workspace._errors import CorruptRecordError, CorruptRecordWarning, SchemaVersionError
 from molexp.workspace.storage import Storage
 
 SCHEMA_VERSION = 1
 M = TypeVar("M", bound=BaseModel)
+
+
+class VersionedRecord(BaseModel):
+    """Unknown fields are kept, so rewriting a record never drops what a newer writer added."""
+
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants", validate_assignment=False)
+
+    schema_version: int = SCHEMA_VERSION
+
 
 
 def utcnow() -> datetime:

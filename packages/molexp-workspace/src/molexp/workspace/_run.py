@@ -14,6 +14,7 @@ from molexp.workspace._ownership import DEFAULT_HEARTBEAT_INTERVAL, Liveness, ho
 from molexp.workspace._records import read_record, utcnow, write_record
 
 if TYPE_CHECKING:
+    from molexp.workspace.catalog import AssetView
     from molexp.workspace._context import RunContext
     from molexp.workspace._experiment import Experiment
     from molexp.workspace.storage import Storage
@@ -73,6 +74,11 @@ class Run:
         """The run directory: a Path when local, a URL otherwise."""
         local = self.storage.local_path(self.key)
         return local if local is not None else self.storage.url_for(self.key)
+
+    @property
+    def assets(self) -> AssetView:
+        """The assets of this run (read-only)."""
+        return self.experiment.project.workspace.catalog.view(self)
 
     def _write(self) -> None:
         with self.lock:

@@ -6,14 +6,19 @@ import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from molexp.workspace._assets import AssetScope, ScopeLevel
+from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, InvalidNameError, NotFoundError
 from molexp.workspace._metadata import ProjectMetadata, WorkspaceMetadata
 from molexp.workspace._names import check_id, check_name, lookup_candidates, slugify
 from molexp.workspace._project import Project
 from molexp.workspace._records import list_records, read_record, write_record
 from molexp.workspace.storage import LocalStorage, Storage, open_storage
+
+if TYPE_CHECKING:
+    from molexp.workspace.catalog import AssetView, Catalog
 
 WORKSPACE_FILE = "workspace.json"
 
@@ -39,6 +44,7 @@ class Workspace:
     ) -> None:
         self.storage: Storage = open_storage(root, **dict(storage_options or {}))
         self._projects: dict[str, Project] = {}
+        self._catalog: Catalog | None = None
         try:
             self._metadata = read_record(self.storage, WORKSPACE_FILE, WorkspaceMetadata)
         except FileNotFoundError:
@@ -125,6 +131,25 @@ class Workspace:
             self._materialized = True
         return self
 
+    @property
+    def catalog(self) -> Catalog:
+        """The index over every asset of the workspace."""
+        if self._catalog is None:
+            from molexp.workspace.catalog import Catalog
+
+            self._catalog = Catalog(self)
+        return self._catalog
+
+    @property
+    def assets(self) -> AssetView:
+        """Every asset of the workspace (read-only)."""
+        return self.catalog.view(self)
+
+    @property
+    def data_assets(self) -> DataAssetLibrary:
+        """The workspace-scope data-asset library."""
+        return DataAssetLibrary(self, AssetScope(level=ScopeLevel.WORKSPACE), "")
+
     def save(self) -> None:
         """Persist changes made to the workspace record (name, description)."""
         self._materialized = True
@@ -194,6 +219,7 @@ class Workspace:
         if not self.storage.exists(f"projects/{project_id}/project.json"):
             raise NotFoundError(f"no project {project_id!r} in workspace {self.url}")
         self.storage.remove(f"projects/{project_id}", recursive=True)
+        self.catalog.forget(project_id=project_id)
         self._projects.pop(project_id, None)
 
     def __repr__(self) -> str:

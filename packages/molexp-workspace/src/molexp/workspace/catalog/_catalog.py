@@ -1,0 +1,371 @@
+"""The workspace catalog: typed queries over every asset, answered from the derived index."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from molexp.workspace._assets import (
+    Asset,
+    AssetKind,
+    AssetRecord,
+    ScopeLevel,
+    asset_from_record,
+)
+from molexp.workspace._errors import CorruptRecordError, NotFoundError
+from molexp.workspace._records import read_record
+from molexp.workspace.catalog._index import INDEX_VERSION, Index
+
+if TYPE_CHECKING:
+    from molexp.workspace._experiment import Experiment
+    from molexp.workspace._project import Project
+    from molexp.workspace._run import Run
+    from molexp.workspace._workspace import Workspace
+
+    ScopeObject = Workspace | Project | Experiment | Run
+
+_RECORD_DIRS = ("data_assets", ".assets")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("MOLEXP_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "molexp"
+    )
+    return Path(base)
+
+
+def _scope_ids(scope: Any) -> dict[str, str]:
+    """The id columns a scope object pins: project, experiment and run ids down to its level."""
+    from molexp.workspace._experiment import Experiment
+    from molexp.workspace._project import Project
+    from molexp.workspace._run import Run
+    from molexp.workspace._workspace import Workspace
+
+    if isinstance(scope, Workspace):
+        return {}
+    if isinstance(scope, Project):
+        return {"project_id": scope.id}
+    if isinstance(scope, Experiment):
+        return {"project_id": scope.project.id, "experiment_id": scope.id}
+    if isinstance(scope, Run):
+        return {
+            "project_id": scope.experiment.project.id,
+            "experiment_id": scope.experiment.id,
+            "run_id": scope.id,
+        }
+    raise TypeError(
+        f"scope must be a workspace, project, experiment or run, or one of "
+        f"{[level.value for level in ScopeLevel]}; got {scope!r}"
+    )
+
+
+def _values(value: Any, convert: Callable[[Any], str]) -> list[str]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [convert(v) for v in value]
+    return [convert(value)]
+
+
+class Catalog:
+    """Every asset of a workspace, indexed; ``ws.catalog``.
+
+    The index is derived from the asset records beside their payloads: it is rebuilt
+    automatically when missing, and kept current by every writer (in any process).
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._index: Index | None = None
+
+    # -- the index ------------------------------------------------------------------------------
+
+    @property
+    def location(self) -> Path:
+        """Where the index file lives: in ``<root>/.molexp/`` when local, else in the user cache."""
+        storage = self.workspace.storage
+        local = storage.local_path(".molexp/catalog.sqlite")
+        if local is not None:
+            return local
+        digest = hashlib.sha256(f"{storage.url}\0{self.workspace.id}".encode()).hexdigest()[:24]
+        return _cache_dir() / "catalog" / f"{digest}.sqlite"
+
+    @property
+    def index(self) -> Index:
+        """The open index, built from the records first if it is missing or from another layout."""
+        if self._index is None:
+            index = Index(self.location)
+            if not self._is_current(index):
+                self._rebuild_into(index)
+            self._reconcile(index)
+            self._index = index
+        return self._index
+
+    def _is_current(self, index: Index) -> bool:
+        return (
+            index.get_meta("built") == "1"
+            and index.get_meta("index_version") == INDEX_VERSION
+            and index.get_meta("workspace_id") == self.workspace.id
+        )
+
+    def _rebuild_into(self, index: Index) -> int:
+        with index.transaction() as db:
+            if self._is_current(index):
+                return 0
+            index.clear(db)
+            count = 0
+            batch: list[AssetRecord] = []
+            for record in self._walk_records():
+                batch.append(record)
+                if len(batch) >= 1000:
+                    index.upsert(db, batch, committed=True)
+                    count += len(batch)
+                    batch.clear()
+            index.upsert(db, batch, committed=True)
+            count += len(batch)
+            index.set_meta(db, "index_version", INDEX_VERSION)
+            index.set_meta(db, "workspace_id", self.workspace.id)
+            index.set_meta(db, "built", "1")
+        return count
+
+    def _walk_records(self) -> Iterator[AssetRecord]:
+        storage = self.workspace.storage
+        pending = [""]
+        while pending:
+            key = pending.pop()
+            for child in storage.list(key):
+                child_key = f"{key}/{child}" if key else child
+                if child in _RECORD_DIRS:
+                    yield from self._records_under(child_key)
+                elif not child.startswith(".") and storage.is_dir(child_key):
+                    if child in ("artifacts", "logs", "execution", "payload"):
+                        continue
+                    pending.append(child_key)
+
+    def _records_under(self, key: str) -> Iterator[AssetRecord]:
+        storage = self.workspace.storage
+        pending = [key]
+        while pending:
+            current = pending.pop()
+            for child in storage.list(current):
+                child_key = f"{current}/{child}"
+                if child == "payload" or child.startswith(".") and child.endswith(".tmp"):
+                    continue
+                if child.endswith(".json") and not storage.is_dir(child_key):
+                    try:
+                        yield read_record(storage, child_key, AssetRecord)
+                    except (CorruptRecordError, FileNotFoundError):
+                        continue
+                elif storage.is_dir(child_key):
+                    pending.append(child_key)
+
+    def _reconcile(self, index: Index) -> None:
+        rows = index.db.execute("SELECT id, record_key FROM assets WHERE committed = 0").fetchall()
+        for asset_id, record_key in rows:
+            try:
+                record = read_record(self.workspace.storage, record_key, AssetRecord)
+            except (FileNotFoundError, CorruptRecordError):
+                index.drop([asset_id])
+            else:
+                index.commit(record)
+
+    def rebuild(self) -> int:
+        """Rebuild the index from the asset records; returns how many assets it holds."""
+        index = Index(self.location)
+        with index.transaction() as db:
+            index.set_meta(db, "built", "0")
+        count = self._rebuild_into(index)
+        self._index = index
+        return count
+
+    def register(self, record: AssetRecord, write: Callable[[], None]) -> None:
+        """Index ``record`` around ``write`` (which writes the record file): an interrupted write
+        leaves a pending row that the next reader reconciles with what is on disk."""
+        index = self.index
+        with index.transaction() as db:
+            index.upsert(db, [record], committed=False)
+        write()
+        index.commit(record)
+
+    def forget(self, **scope: str) -> None:
+        """Drop the index rows of a deleted scope (``project_id=...`` and below)."""
+        clauses = " AND ".join(f"{column} = ?" for column in scope)
+        rows = self.index.db.execute(
+            f"SELECT id FROM assets WHERE {clauses}",  # noqa: S608 - columns are fixed names
+            tuple(scope.values()),
+        ).fetchall()
+        self.index.drop([row[0] for row in rows])
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def _assets(self, sql: str, params: Sequence[Any]) -> list[Asset]:
+        rows = self.index.db.execute(sql, params).fetchall()
+        return [
+            asset_from_record(self.workspace, AssetRecord.model_validate_json(row[0]))
+            for row in rows
+        ]
+
+    def get(self, asset_id: str) -> Asset | None:
+        """The asset with this id, or None."""
+        if not self.workspace.is_materialized:
+            return None
+        found = self._assets(
+            "SELECT record FROM assets WHERE id = ? AND committed = 1", (asset_id,)
+        )
+        return found[0] if found else None
+
+    def query_assets(  # noqa: PLR0913 - one keyword per filter is the readable form here
+        self,
+        *,
+        kind: AssetKind | str | Sequence[AssetKind | str] | None = None,
+        name: str | Sequence[str] | None = None,
+        scope: ScopeObject | ScopeLevel | str | None = None,
+        project: Project | str | None = None,
+        experiment: Experiment | str | None = None,
+        run: Run | str | None = None,
+        producer_run: Run | str | None = None,
+        producer_task: str | None = None,
+        tags: str | Sequence[str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Asset]:
+        """Assets matching every given filter, oldest first (``newest_first=True`` to reverse).
+
+        ``scope`` is a level name (``"run"``, ``"experiment"``, ...) or a workspace, project,
+        experiment or run object (that scope and everything below it). ``tags`` must all match.
+        """
+        if not self.workspace.is_materialized:
+            return []
+        where = ["committed = 1"]
+        params: list[Any] = []
+
+        def add(column: str, values: list[str]) -> None:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+
+        if kind is not None:
+            add("kind", _values(kind, lambda k: AssetKind(k).value))
+        if name is not None:
+            add("name", _values(name, str))
+        if isinstance(scope, str):
+            add("level", [ScopeLevel(scope).value])
+        elif scope is not None:
+            for column, value in _scope_ids(scope).items():
+                add(column, [value])
+        if project is not None:
+            add("project_id", [project if isinstance(project, str) else project.id])
+        if experiment is not None:
+            if isinstance(experiment, str):
+                add("experiment_id", [experiment])
+            else:
+                for column, value in _scope_ids(experiment).items():
+                    add(column, [value])
+        if run is not None:
+            if isinstance(run, str):
+                add("run_id", [run])
+            else:
+                for column, value in _scope_ids(run).items():
+                    add(column, [value])
+        if producer_run is not None:
+            if isinstance(producer_run, str):
+                add("producer_run", [producer_run])
+            else:
+                ids = _scope_ids(producer_run)
+                add("producer_key", [f"{ids['project_id']}/{ids['experiment_id']}/{ids['run_id']}"])
+        if producer_task is not None:
+            add("producer_task", [producer_task])
+        for tag in _values(tags, str) if tags is not None else []:
+            where.append("id IN (SELECT asset_id FROM tags WHERE tag = ?)")
+            params.append(tag)
+        if created_after is not None:
+            where.append("created_at > ?")
+            params.append(created_after.isoformat())
+        if created_before is not None:
+            where.append("created_at < ?")
+            params.append(created_before.isoformat())
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT record FROM assets WHERE {' AND '.join(where)} ORDER BY created_at {order}, id"  # noqa: S608
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._assets(sql, params)
+
+    def lineage(self, asset: Asset | str, *, direction: str = "up") -> list[Asset]:
+        """Every asset ``asset`` was made from (``"up"``) or that was made from it (``"down"``),
+        transitively, nearest first."""
+        if direction not in ("up", "down"):
+            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+        start = asset if isinstance(asset, str) else asset.id
+        sql = (
+            "SELECT input_id FROM inputs WHERE asset_id = ?"
+            if direction == "up"
+            else "SELECT asset_id FROM inputs WHERE input_id = ?"
+        )
+        seen = {start}
+        order: list[str] = []
+        frontier = [start]
+        db = self.index.db
+        while frontier:
+            next_frontier = []
+            for current in frontier:
+                for (linked,) in db.execute(sql, (current,)):
+                    if linked not in seen:
+                        seen.add(linked)
+                        order.append(linked)
+                        next_frontier.append(linked)
+            frontier = next_frontier
+        found = {a.id: a for a in self._by_ids(order)}
+        return [found[i] for i in order if i in found]
+
+    def _by_ids(self, ids: Sequence[str]) -> list[Asset]:
+        assets: list[Asset] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            assets.extend(
+                self._assets(
+                    f"SELECT record FROM assets WHERE committed = 1 AND id IN ({', '.join('?' * len(chunk))})",  # noqa: S608,E501
+                    chunk,
+                )
+            )
+        return assets
+
+    def view(self, scope: ScopeObject) -> AssetView:
+        """A read-only view of the assets of ``scope`` and everything below it."""
+        return AssetView(self, scope)
+
+
+class AssetView:
+    """The assets attributable to one scope and below (``ws.assets``, ``exp.assets``, ...)."""
+
+    def __init__(self, catalog: Catalog, scope: ScopeObject) -> None:
+        self._catalog = catalog
+        self._scope = scope
+
+    def list(
+        self,
+        kind: AssetKind | str | Sequence[AssetKind | str] | None = None,
+        *,
+        name: str | None = None,
+        tags: str | Sequence[str] | None = None,
+    ) -> list[Asset]:
+        """The assets of this scope, oldest first, optionally filtered."""
+        return self._catalog.query_assets(scope=self._scope, kind=kind, name=name, tags=tags)
+
+    def get(self, name: str, kind: AssetKind | str | None = None) -> Asset:
+        """The newest asset called ``name`` in this scope; :class:`NotFoundError` if none."""
+        found = self._catalog.query_assets(
+            scope=self._scope, kind=kind, name=name, newest_first=True, limit=1
+        )
+        if not found:
+            raise NotFoundError(f"no asset named {name!r} in {self._scope!r}")
+        return found[0]
+
+    def __iter__(self) -> Iterator[Asset]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self.list())

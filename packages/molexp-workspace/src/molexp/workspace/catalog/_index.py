@@ -1,0 +1,163 @@
+"""The catalog's derived index: SQLite rows built from the asset records, deletable at any time."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from molexp.workspace._assets import AssetRecord
+
+INDEX_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    id TEXT PRIMARY KEY,
+    record_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    level TEXT NOT NULL,
+    project_id TEXT,
+    experiment_id TEXT,
+    run_id TEXT,
+    producer_run TEXT,
+    producer_key TEXT,
+    producer_task TEXT,
+    created_at TEXT NOT NULL,
+    committed INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_assets_run ON assets (project_id, experiment_id, run_id, kind);
+CREATE INDEX IF NOT EXISTS ix_assets_producer ON assets (producer_run);
+CREATE INDEX IF NOT EXISTS ix_assets_producer_key ON assets (producer_key);
+CREATE INDEX IF NOT EXISTS ix_assets_kind ON assets (kind, project_id, experiment_id);
+CREATE INDEX IF NOT EXISTS ix_assets_name ON assets (name);
+CREATE INDEX IF NOT EXISTS ix_assets_pending ON assets (committed) WHERE committed = 0;
+CREATE TABLE IF NOT EXISTS tags (
+    tag TEXT NOT NULL, asset_id TEXT NOT NULL, PRIMARY KEY (tag, asset_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inputs (
+    asset_id TEXT NOT NULL, input_id TEXT NOT NULL, PRIMARY KEY (asset_id, input_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_inputs_input ON inputs (input_id);
+"""
+
+
+def _row(record: AssetRecord, committed: bool) -> tuple[Any, ...]:
+    scope = record.scope
+    producer = record.producer
+    return (
+        record.id,
+        record.record,
+        record.kind.value,
+        record.name,
+        scope.level.value,
+        scope.project_id,
+        scope.experiment_id,
+        scope.run_id,
+        producer.run_id if producer else None,
+        producer.run_key if producer else None,
+        producer.task if producer else None,
+        record.created_at.isoformat(),
+        int(committed),
+        record.model_dump_json(),
+    )
+
+
+class Index:
+    """One SQLite file (WAL mode) shared by every process that writes to the workspace."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if isinstance(self.path, Path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=120, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: one writer at a time across processes."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the index's own metadata."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+        """Set a metadata value inside a transaction."""
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @staticmethod
+    def upsert(db: sqlite3.Connection, records: Iterable[AssetRecord], *, committed: bool) -> None:
+        """Insert or replace records (and their tags and inputs) inside a transaction."""
+        for record in records:
+            db.execute("DELETE FROM assets WHERE record_key = ? AND id != ?", (record.record, record.id))
+            db.execute(
+                "INSERT OR REPLACE INTO assets (id, record_key, kind, name, level, project_id, "
+                "experiment_id, run_id, producer_run, producer_key, producer_task, created_at, committed, "
+                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _row(record, committed),
+            )
+            db.execute("DELETE FROM tags WHERE asset_id = ?", (record.id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO tags (tag, asset_id) VALUES (?, ?)",
+                [(tag, record.id) for tag in record.tags],
+            )
+            db.execute("DELETE FROM inputs WHERE asset_id = ?", (record.id,))
+            if record.producer is not None:
+                db.executemany(
+                    "INSERT OR IGNORE INTO inputs (asset_id, input_id) VALUES (?, ?)",
+                    [(record.id, source) for source in record.producer.inputs],
+                )
+
+    def commit(self, record: AssetRecord) -> None:
+        """Mark a pending record committed (re-inserting it if a reconcile dropped it meanwhile)."""
+        with self.transaction() as db:
+            updated = db.execute(
+                "UPDATE assets SET committed = 1 WHERE id = ?", (record.id,)
+            ).rowcount
+            if updated == 0:
+                self.upsert(db, [record], committed=True)
+
+    def drop(self, ids: Sequence[str]) -> None:
+        """Forget the given assets."""
+        with self.transaction() as db:
+            for asset_id in ids:
+                db.execute("DELETE FROM assets WHERE id = ?", (asset_id,))
+                db.execute("DELETE FROM tags WHERE asset_id = ?", (asset_id,))
+                db.execute("DELETE FROM inputs WHERE asset_id = ?", (asset_id,))
+
+    def clear(self, db: sqlite3.Connection) -> None:
+        """Empty every table inside a transaction."""
+        for table in ("assets", "tags", "inputs", "meta"):
+            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
