@@ -59,7 +59,7 @@ def run_scope(ctx: RunContext) -> AssetScope:
     )
 
 
-def register_run_asset(  # noqa: PLR0913 - the record's fields, named
+def register_run_asset(
     ctx: RunContext,
     *,
     kind: AssetKind,

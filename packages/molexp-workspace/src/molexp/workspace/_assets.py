@@ -160,7 +160,9 @@ class Asset:
         return self.workspace.storage.open(self.record.payload, "rb")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, id={self.id!r}, scope={self.scope.level})"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, id={self.id!r}, scope={self.scope.level})"
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Asset) and other.id == self.id

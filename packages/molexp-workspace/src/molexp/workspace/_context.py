@@ -14,7 +14,12 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from molexp.workspace._accessors import ArtifactStore, LogHandle, register_run_asset, save_checkpoint
+from molexp.workspace._accessors import (
+    ArtifactStore,
+    LogHandle,
+    register_run_asset,
+    save_checkpoint,
+)
 from molexp.workspace._assets import Asset, AssetKind, CheckpointAsset, Producer
 from molexp.workspace._errors import (
     InvalidNameError,
@@ -23,9 +28,9 @@ from molexp.workspace._errors import (
     RunStateError,
     StorageError,
 )
-from molexp.workspace._payload import hash_bytes
 from molexp.workspace._metadata import ErrorInfo, ExecutionRecord, RunStatus
 from molexp.workspace._ownership import Liveness, current_owner, heartbeat, hostname, owner_liveness
+from molexp.workspace._payload import hash_bytes
 from molexp.workspace._records import check_params, content_hash, utcnow
 from molexp.workspace._run import CANCEL_REQUEST_FILE, Run
 
@@ -118,7 +123,9 @@ class RunContext:
     ) -> None:
         self.run = run
         self._profile_config = (
-            check_params(profile_config, what="profile config") if profile_config is not None else None
+            check_params(profile_config, what="profile config")
+            if profile_config is not None
+            else None
         )
         self._profile_name = profile_name
         self._heartbeat_interval = heartbeat_interval
@@ -319,7 +326,9 @@ class RunContext:
             traceback_path=key,
         )
 
-    def record_failure(self, error: BaseException | str, *, traceback_text: str | None = None) -> None:
+    def record_failure(
+        self, error: BaseException | str, *, traceback_text: str | None = None
+    ) -> None:
         """Mark this attempt failed without raising (the workflow runtime reports task failures so).
 
         An exception's traceback is saved under ``execution/<id>/error.txt``.

@@ -49,14 +49,14 @@ def _hardlink_tree(src: Path, dest: Path) -> None:
 
 
 class DataAssetLibrary:
-    """``ws.data_assets``, ``project.data_assets``, ``exp.data_assets``: imported data of a scope."""
+    """The imported data of one scope: ``ws.data_assets``, ``project.data_assets``, ...."""
 
     def __init__(self, workspace: Workspace, scope: AssetScope, key: str) -> None:
         self._workspace = workspace
         self.scope = scope
         self.key = f"{key}/data_assets" if key else "data_assets"
 
-    def import_asset(  # noqa: PLR0912 - one branch per action reads best here
+    def import_asset(
         self,
         name: str,
         src: str | os.PathLike[str],

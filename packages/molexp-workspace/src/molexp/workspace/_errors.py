@@ -1,4 +1,4 @@
-"""The exceptions of the workspace layer: each names the thing at fault and what would be accepted."""
+"""Workspace-layer exceptions: each names the thing at fault and what would be accepted."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class NotFoundError(MolexpError, LookupError):
 
 
 class ConflictError(MolexpError):
-    """A request that contradicts what is already recorded (e.g. other params for an existing id)."""
+    """A request that contradicts what is recorded (e.g. other params for an existing id)."""
 
 
 class CorruptRecordError(MolexpError):

@@ -1,4 +1,4 @@
-"""An experiment: one repeatable definition (workflow source, params, replica policy) and its runs."""
+"""An experiment: one repeatable definition (workflow source, params, replicas) and its runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.workspace import _run
 from molexp.workspace._assets import AssetScope, ScopeLevel
 from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, NotFoundError
@@ -24,9 +25,9 @@ from molexp.workspace._records import (
 from molexp.workspace._run import RUN_FILE, Run
 
 if TYPE_CHECKING:
-    from molexp.workspace.catalog import AssetView
     from molexp.workspace._project import Project
     from molexp.workspace._workspace import Workspace
+    from molexp.workspace.catalog import AssetView
 
 _MAX_ID_ATTEMPTS = 8
 
@@ -69,8 +70,8 @@ class Experiment:
     def __init__(self, project: Project, metadata: ExperimentMetadata) -> None:
         self.project = project
         self.metadata = metadata
-        self.key = f"{project.key}/experiments/{metadata.id}"
-        self._runs: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
+        self.key: str = f"{project.key}/experiments/{metadata.id}"
+        self._runs: weakref.WeakValueDictionary[str, _run.Run] = weakref.WeakValueDictionary()
 
     @property
     def workspace(self) -> Workspace:
@@ -161,7 +162,8 @@ class Experiment:
                 changes[field] = value
         if "n_replicas" in changes and "seeds" not in changes and self.metadata.seeds is not None:
             raise ValueError(
-                f"experiment {self.name!r} has explicit seeds {self.metadata.seeds}; change the seeds "
+                f"experiment {self.name!r} has explicit seeds {self.metadata.seeds}; "
+                "change the seeds "
                 "to change n_replicas"
             )
         if changes:
@@ -208,7 +210,9 @@ class Experiment:
                 experiment_id=self.id,
                 project_id=self.project.id,
                 parameters=params,
-                workflow_snapshot=dict(workflow_snapshot) if workflow_snapshot is not None else None,
+                workflow_snapshot=dict(workflow_snapshot)
+                if workflow_snapshot is not None
+                else None,
                 labels=dict(labels or {}),
             )
             run = Run(self, record)
@@ -219,23 +223,27 @@ class Experiment:
                     return self.Run(parameters, id)
                 continue
             return self._runs.setdefault(run_id, run)
-        raise ConflictError(f"could not find a free run id in {self.key} after {_MAX_ID_ATTEMPTS} tries")
+        raise ConflictError(
+            f"could not find a free run id in {self.key} after {_MAX_ID_ATTEMPTS} tries"
+        )
 
     run = Run
 
-    def _load(self, run_id: str) -> Run | None:
+    def _load(self, run_id: str) -> _run.Run | None:
         cached = self._runs.get(run_id)
         if cached is not None:
             return cached
         try:
             record = read_record(
-                self.project.workspace.storage, f"{self.key}/runs/run-{run_id}/{RUN_FILE}", RunMetadata
+                self.project.workspace.storage,
+                f"{self.key}/runs/run-{run_id}/{RUN_FILE}",
+                RunMetadata,
             )
         except FileNotFoundError:
             return None
         return self._runs.setdefault(run_id, Run(self, record))
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> _run.Run:
         """The existing run ``run_id``; :class:`NotFoundError` if there is none."""
         run = self._load(check_id(run_id, what="run id"))
         if run is None:
@@ -244,7 +252,7 @@ class Experiment:
             )
         return run
 
-    def list_runs(self, status: RunStatus | str | None = None) -> list[Run]:
+    def list_runs(self, status: RunStatus | str | None = None) -> list[_run.Run]:
         """Every run (optionally of one status), oldest first; unreadable ones are skipped with a
         warning naming the file."""
         records = list_records(

@@ -54,9 +54,13 @@ def check_name(value: str, *, what: str = "name") -> str:
 
 
 def lookup_candidates(name_or_id: str) -> list[str]:
-    """The ids a lookup by ``name_or_id`` may mean: the text itself if it is an id, then its slug."""
+    """The ids a lookup by ``name_or_id`` may mean: the text itself if an id, then its slug."""
     found: list[str] = []
-    if isinstance(name_or_id, str) and len(name_or_id) <= MAX_ID_LENGTH and _ID_RE.match(name_or_id):
+    if (
+        isinstance(name_or_id, str)
+        and len(name_or_id) <= MAX_ID_LENGTH
+        and _ID_RE.match(name_or_id)
+    ):
         found.append(name_or_id)
     try:
         slug = slugify(name_or_id)
@@ -72,7 +76,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_filename(value: str, *, what: str = "name") -> str:
-    """Return ``value`` if it is one safe file name: no separators, no '.'/'..', no control bytes."""
+    """Return ``value`` if it is one safe file name: no separators, '.'/'..' or control bytes."""
     if not isinstance(value, str):
         raise InvalidNameError(f"{what} must be a string, got {type(value).__name__}")
     if (

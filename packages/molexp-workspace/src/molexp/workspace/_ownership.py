@@ -83,7 +83,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def owner_liveness(owner: OwnerInfo, now: datetime | None = None) -> Liveness:
-    """ALIVE or DEAD where the owner is on this host; ALIVE or STALE (never DEAD) for a remote one."""
+    """ALIVE or DEAD for an owner on this host; ALIVE or STALE (never DEAD) for a remote one."""
     same_host = owner.host == hostname() and (
         owner.boot_id is None or boot_id() is None or owner.boot_id == boot_id()
     )
@@ -98,7 +98,11 @@ def owner_liveness(owner: OwnerInfo, now: datetime | None = None) -> Liveness:
                 return Liveness.DEAD
         return Liveness.ALIVE
     age = ((now or utcnow()) - owner.heartbeat_at).total_seconds()
-    return Liveness.ALIVE if age <= owner.heartbeat_interval * STALE_AFTER_INTERVALS else Liveness.STALE
+    return (
+        Liveness.ALIVE
+        if age <= owner.heartbeat_interval * STALE_AFTER_INTERVALS
+        else Liveness.STALE
+    )
 
 
 class Heartbeat:

@@ -10,7 +10,9 @@ from typing import Any
 
 def _choices(space: Mapping[str, Any], what: str) -> dict[str, list[Any]]:
     if not isinstance(space, Mapping):
-        raise TypeError(f"{what} takes a dict of name -> list of values, got {type(space).__name__}")
+        raise TypeError(
+            f"{what} takes a dict of name -> list of values, got {type(space).__name__}"
+        )
     checked: dict[str, list[Any]] = {}
     for name, values in space.items():
         if not isinstance(name, str):
@@ -65,7 +67,7 @@ class GridSpace(ParamSpace):
 
 
 class UniformSpace(ParamSpace):
-    """``n_samples`` draws, each value chosen uniformly from its list; the same for the same seed."""
+    """``n_samples`` draws, each value chosen uniformly from its list; repeatable per seed."""
 
     def __init__(
         self, space: Mapping[str, Sequence[Any]], n_samples: int, seed: int | None = 0

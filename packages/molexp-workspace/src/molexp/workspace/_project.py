@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.workspace import _experiment
 from molexp.workspace._assets import AssetScope, ScopeLevel
 from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, InvalidNameError, NotFoundError
@@ -21,8 +22,8 @@ from molexp.workspace._records import (
 )
 
 if TYPE_CHECKING:
-    from molexp.workspace.catalog import AssetView
     from molexp.workspace._workspace import Workspace
+    from molexp.workspace.catalog import AssetView
 
 
 class Project:
@@ -31,8 +32,8 @@ class Project:
     def __init__(self, workspace: Workspace, metadata: ProjectMetadata) -> None:
         self.workspace = workspace
         self.metadata = metadata
-        self.key = f"projects/{metadata.id}"
-        self._experiments: dict[str, Experiment] = {}
+        self.key: str = f"projects/{metadata.id}"
+        self._experiments: dict[str, _experiment.Experiment] = {}
 
     @property
     def id(self) -> str:
@@ -107,7 +108,7 @@ class Project:
                 setattr(self.metadata, field, value)
             self.save()
 
-    def Experiment(  # noqa: N802, PLR0913 - factory named after the class, as the API promises
+    def Experiment(  # noqa: N802 - factory named after the class, as the API promises
         self,
         name: str,
         params: Mapping[str, Any] | None = None,
@@ -128,15 +129,19 @@ class Project:
         :class:`ConflictError`, since an experiment is one repeatable definition.
         """
         check_name(name, what="experiment name")
-        if params is not None and parameter_space is not None and dict(params) != dict(
-            parameter_space
+        if (
+            params is not None
+            and parameter_space is not None
+            and dict(params) != dict(parameter_space)
         ):
             raise ConflictError("params and parameter_space are the same dict: give only one")
         given = params if params is not None else parameter_space
         checked = check_params(given, what="experiment params") if given is not None else None
         replicas, seed_list = check_replicas(n_replicas, seeds)
-        eid = check_id(id, what="experiment id") if id is not None else slugify(
-            name, what="experiment name"
+        eid = (
+            check_id(id, what="experiment id")
+            if id is not None
+            else slugify(name, what="experiment name")
         )
         exp = self._experiments.get(eid)
         if exp is None:
@@ -182,7 +187,7 @@ class Project:
         )
         return exp
 
-    def experiment(self, experiment_id: str) -> Experiment:
+    def experiment(self, experiment_id: str) -> _experiment.Experiment:
         """The existing experiment with this id or name; :class:`NotFoundError` otherwise."""
         for eid in lookup_candidates(experiment_id):
             if eid in self._experiments:
@@ -201,7 +206,7 @@ class Project:
             f"no experiment {experiment_id!r} in project {self.id!r} (experiments: {known})"
         )
 
-    def list_experiments(self) -> list[Experiment]:
+    def list_experiments(self) -> list[_experiment.Experiment]:
         """Every experiment, sorted by id; unreadable ones are skipped with a warning."""
         records = list_records(
             self.workspace.storage, f"{self.key}/experiments", "experiment.json", ExperimentMetadata

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,10 +21,11 @@ M = TypeVar("M", bound=BaseModel)
 class VersionedRecord(BaseModel):
     """Unknown fields are kept, so rewriting a record never drops what a newer writer added."""
 
-    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants", validate_assignment=False)
+    model_config = ConfigDict(
+        extra="allow", ser_json_inf_nan="constants", validate_assignment=False
+    )
 
     schema_version: int = SCHEMA_VERSION
-
 
 
 def utcnow() -> datetime:

@@ -10,13 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from molexp.workspace._errors import RunStateError
 from molexp.workspace._metadata import ErrorInfo, RunMetadata, RunStatus
-from molexp.workspace._ownership import DEFAULT_HEARTBEAT_INTERVAL, Liveness, hostname, owner_liveness
+from molexp.workspace._ownership import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    Liveness,
+    hostname,
+    owner_liveness,
+)
 from molexp.workspace._records import read_record, utcnow, write_record
 
 if TYPE_CHECKING:
-    from molexp.workspace.catalog import AssetView
     from molexp.workspace._context import RunContext
     from molexp.workspace._experiment import Experiment
+    from molexp.workspace.catalog import AssetView
     from molexp.workspace.storage import Storage
 
 RUN_FILE = "run.json"
@@ -33,7 +38,7 @@ class Run:
     def __init__(self, experiment: Experiment, metadata: RunMetadata) -> None:
         self.experiment = experiment
         self.metadata = metadata
-        self.key = f"{experiment.key}/runs/run-{metadata.id}"
+        self.key: str = f"{experiment.key}/runs/run-{metadata.id}"
         self.lock = threading.RLock()
         self.context: RunContext | None = None
 
@@ -85,7 +90,7 @@ class Run:
             write_record(self.storage, f"{self.key}/{RUN_FILE}", self.metadata)
 
     def reload(self) -> Run:
-        """Re-read ``run.json`` (not while this process is executing the run: it is then current)."""
+        """Re-read ``run.json`` (not while this process executes the run: it is current then)."""
         with self.lock:
             if self.context is None:
                 self.metadata = read_record(self.storage, f"{self.key}/{RUN_FILE}", RunMetadata)

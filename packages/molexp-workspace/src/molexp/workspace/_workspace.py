@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.workspace import _project
 from molexp.workspace._assets import AssetScope, ScopeLevel
 from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, InvalidNameError, NotFoundError
@@ -43,7 +44,7 @@ class Workspace:
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.storage: Storage = open_storage(root, **dict(storage_options or {}))
-        self._projects: dict[str, Project] = {}
+        self._projects: dict[str, _project.Project] = {}
         self._catalog: Catalog | None = None
         try:
             self._metadata = read_record(self.storage, WORKSPACE_FILE, WorkspaceMetadata)
@@ -67,7 +68,7 @@ class Workspace:
     def load(
         cls, root: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
     ) -> Workspace:
-        """Open an existing workspace; raise :class:`NotFoundError` if it has no ``workspace.json``."""
+        """Open an existing workspace; :class:`NotFoundError` if it has no ``workspace.json``."""
         ws = cls(root, storage_options=storage_options)
         if not ws._materialized:
             raise NotFoundError(
@@ -167,7 +168,11 @@ class Workspace:
     ) -> Project:
         """Get or create the project ``name`` (idempotent by slug; the same object in-process)."""
         check_name(name, what="project name")
-        pid = check_id(id, what="project id") if id is not None else slugify(name, what="project name")
+        pid = (
+            check_id(id, what="project id")
+            if id is not None
+            else slugify(name, what="project name")
+        )
         project = self._projects.get(pid)
         if project is None:
             self.materialize()
@@ -193,7 +198,7 @@ class Workspace:
         project._update(description=description, owner=owner, tags=tags, config=config)
         return project
 
-    def project(self, name_or_id: str) -> Project:
+    def project(self, name_or_id: str) -> _project.Project:
         """The existing project with this id or name; :class:`NotFoundError` if there is none."""
         for pid in lookup_candidates(name_or_id):
             if pid in self._projects:
@@ -204,10 +209,12 @@ class Workspace:
                 continue
             return self._projects.setdefault(pid, Project(self, record))
         known = ", ".join(p.id for p in self.list_projects()) or "none"
-        raise NotFoundError(f"no project {name_or_id!r} in workspace {self.url} (projects: {known})")
+        raise NotFoundError(
+            f"no project {name_or_id!r} in workspace {self.url} (projects: {known})"
+        )
 
-    def list_projects(self) -> list[Project]:
-        """Every project, sorted by id; unreadable ones are skipped with a warning naming the file."""
+    def list_projects(self) -> list[_project.Project]:
+        """Every project, sorted by id; unreadable ones are skipped with a warning naming it."""
         found = []
         for record in list_records(self.storage, "projects", "project.json", ProjectMetadata):
             found.append(self._projects.setdefault(record.id, Project(self, record)))

@@ -21,12 +21,14 @@ from molexp.workspace._records import read_record
 from molexp.workspace.catalog._index import INDEX_VERSION, Index
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from molexp.workspace._experiment import Experiment
     from molexp.workspace._project import Project
     from molexp.workspace._run import Run
     from molexp.workspace._workspace import Workspace
 
-    ScopeObject = Workspace | Project | Experiment | Run
+    ScopeObject: TypeAlias = Workspace | Project | Experiment | Run
 
 _RECORD_DIRS = ("data_assets", ".assets")
 
@@ -151,7 +153,7 @@ class Catalog:
             current = pending.pop()
             for child in storage.list(current):
                 child_key = f"{current}/{child}"
-                if child == "payload" or child.startswith(".") and child.endswith(".tmp"):
+                if child == "payload" or (child.startswith(".") and child.endswith(".tmp")):
                     continue
                 if child.endswith(".json") and not storage.is_dir(child_key):
                     try:
@@ -193,7 +195,7 @@ class Catalog:
         """Drop the index rows of a deleted scope (``project_id=...`` and below)."""
         clauses = " AND ".join(f"{column} = ?" for column in scope)
         rows = self.index.db.execute(
-            f"SELECT id FROM assets WHERE {clauses}",  # noqa: S608 - columns are fixed names
+            f"SELECT id FROM assets WHERE {clauses}",
             tuple(scope.values()),
         ).fetchall()
         self.index.drop([row[0] for row in rows])
@@ -216,7 +218,7 @@ class Catalog:
         )
         return found[0] if found else None
 
-    def query_assets(  # noqa: PLR0913 - one keyword per filter is the readable form here
+    def query_assets(
         self,
         *,
         kind: AssetKind | str | Sequence[AssetKind | str] | None = None,
@@ -288,7 +290,9 @@ class Catalog:
             where.append("created_at < ?")
             params.append(created_before.isoformat())
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT record FROM assets WHERE {' AND '.join(where)} ORDER BY created_at {order}, id"  # noqa: S608
+        sql = (
+            f"SELECT record FROM assets WHERE {' AND '.join(where)} ORDER BY created_at {order}, id"
+        )
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
@@ -327,7 +331,7 @@ class Catalog:
             chunk = ids[start : start + 500]
             assets.extend(
                 self._assets(
-                    f"SELECT record FROM assets WHERE committed = 1 AND id IN ({', '.join('?' * len(chunk))})",  # noqa: S608,E501
+                    f"SELECT record FROM assets WHERE committed = 1 AND id IN ({', '.join('?' * len(chunk))})",  # noqa: E501
                     chunk,
                 )
             )

@@ -121,11 +121,13 @@ class Index:
     def upsert(db: sqlite3.Connection, records: Iterable[AssetRecord], *, committed: bool) -> None:
         """Insert or replace records (and their tags and inputs) inside a transaction."""
         for record in records:
-            db.execute("DELETE FROM assets WHERE record_key = ? AND id != ?", (record.record, record.id))
+            db.execute(
+                "DELETE FROM assets WHERE record_key = ? AND id != ?", (record.record, record.id)
+            )
             db.execute(
                 "INSERT OR REPLACE INTO assets (id, record_key, kind, name, level, project_id, "
-                "experiment_id, run_id, producer_run, producer_key, producer_task, created_at, committed, "
-                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "experiment_id, run_id, producer_run, producer_key, producer_task, created_at, "
+                "committed, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 _row(record, committed),
             )
             db.execute("DELETE FROM tags WHERE asset_id = ?", (record.id,))
@@ -160,4 +162,4 @@ class Index:
     def clear(self, db: sqlite3.Connection) -> None:
         """Empty every table inside a transaction."""
         for table in ("assets", "tags", "inputs", "meta"):
-            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            db.execute(f"DELETE FROM {table}")

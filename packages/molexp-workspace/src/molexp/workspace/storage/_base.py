@@ -10,7 +10,6 @@ from typing import IO, Any, ClassVar
 
 from molexp.workspace._errors import StorageError
 
-
 _BAD_KEY = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|[\x00\\]")
 
 
@@ -80,7 +79,7 @@ class Storage(ABC):
 
     @abstractmethod
     def put_file(self, src: Path, key: str) -> None:
-        """Copy the local file ``src`` to ``key``; the destination appears complete or not at all."""
+        """Copy the local file ``src`` to ``key``; it appears complete or not at all."""
 
     @abstractmethod
     def open(self, key: str, mode: str = "rb") -> IO[bytes]:

@@ -145,11 +145,11 @@ class LocalStorage(Storage):
             raise ValueError(f"mode must be 'rb', 'wb' or 'ab', got {mode!r}")
         path = self._path(key)
         if mode == "rb":
-            return open(path, "rb")  # noqa: SIM115 - the caller owns the stream
+            return open(path, "rb")
         if mode == "wb":
             return _AtomicFile(path, fsync=self.fsync)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "ab")  # noqa: SIM115 - the caller owns the stream
+        return open(path, "ab")
 
     def size(self, key: str) -> int:
         return os.stat(self._path(key)).st_size

@@ -80,8 +80,8 @@ def open_storage(url: str | os.PathLike[str], **options: Any) -> Storage:
         dist = ep.dist.metadata["Name"] if ep.dist is not None else "its distribution"
         raise StorageError(
             f"the storage backend for scheme {scheme!r} ({ep.value}, from {dist}) failed to "
-            f"import: {type(exc).__name__}: {exc}; reinstall it with: pip install --force-reinstall "
-            f"{dist}"
+            f"import: {type(exc).__name__}: {exc}; reinstall it with: "
+            f"pip install --force-reinstall {dist}"
         ) from exc
     if not (isinstance(backend, type) and issubclass(backend, Storage)):
         raise StorageError(

@@ -90,9 +90,14 @@ class StorageConformance:
 
     def test_open_write_failing_keeps_the_old_content(self, storage: Storage) -> None:
         storage.write_bytes("w/file", b"old")
-        with pytest.raises(RuntimeError), storage.open("w/file", "wb") as stream:
-            stream.write(b"new but incomplete")
-            raise RuntimeError("writer failed")
+
+        def write_then_fail() -> None:
+            with storage.open("w/file", "wb") as stream:
+                stream.write(b"new but incomplete")
+                raise RuntimeError("writer failed")
+
+        with pytest.raises(RuntimeError):
+            write_then_fail()
         assert storage.read_bytes("w/file") == b"old"
         assert [n for n in storage.list("w") if n != "file"] == []
 
