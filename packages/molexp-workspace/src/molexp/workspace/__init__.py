@@ -3,7 +3,22 @@
 Everything here is also importable from the top-level ``molexp`` package.
 """
 
+from molexp.workspace._assets import (
+    ArtifactAsset,
+    Asset,
+    AssetKind,
+    AssetRecord,
+    AssetScope,
+    CheckpointAsset,
+    DataAsset,
+    ErrorTraceAsset,
+    ExecutionStateAsset,
+    LogAsset,
+    Producer,
+    ScopeLevel,
+)
 from molexp.workspace._context import RunContext, config_hash
+from molexp.workspace._data_assets import DataAssetLibrary, HardlinkFallbackWarning
 from molexp.workspace._entry import clear_entries, entry, registered_workspaces
 from molexp.workspace._errors import (
     ConflictError,
@@ -35,23 +50,39 @@ from molexp.workspace._project import Project
 from molexp.workspace._records import SCHEMA_VERSION, canonical_json
 from molexp.workspace._run import Run
 from molexp.workspace._workspace import Workspace
+from molexp.workspace.catalog import AssetView, Catalog
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ArtifactAsset",
+    "Asset",
+    "AssetKind",
+    "AssetRecord",
+    "AssetScope",
+    "AssetView",
+    "Catalog",
+    "CheckpointAsset",
     "ConflictError",
     "CorruptRecordError",
     "CorruptRecordWarning",
+    "DataAsset",
+    "DataAssetLibrary",
     "ErrorInfo",
+    "ErrorTraceAsset",
     "ExecutionRecord",
+    "ExecutionStateAsset",
     "Experiment",
     "ExperimentMetadata",
     "GridSpace",
+    "HardlinkFallbackWarning",
     "InvalidNameError",
     "Liveness",
+    "LogAsset",
     "MolexpError",
     "NotFoundError",
     "OwnerInfo",
     "ParamSpace",
+    "Producer",
     "Project",
     "ProjectMetadata",
     "Run",
@@ -61,6 +92,7 @@ __all__ = [
     "RunStateError",
     "RunStatus",
     "SchemaVersionError",
+    "ScopeLevel",
     "StorageError",
     "UniformSpace",
     "Workspace",

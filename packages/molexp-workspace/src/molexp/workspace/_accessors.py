@@ -104,9 +104,13 @@ def _put(ctx: RunContext, data: Any, key: str, what: str) -> tuple[int, str, str
             storage.remove(key, recursive=True)
             size, content_hash = copy_in(storage, src, key)
             return size, content_hash, "directory"
+        if storage.is_dir(key):  # replacing a directory saved under this name earlier
+            storage.remove(key, recursive=True)
         size, content_hash = copy_in(storage, src, key)
         return size, content_hash, "file"
     payload, encoding = encode(data, what)
+    if storage.is_dir(key):  # replacing a directory saved under this name earlier
+        storage.remove(key, recursive=True)
     storage.write_bytes(key, payload)
     return len(payload), hash_bytes(payload), encoding
 

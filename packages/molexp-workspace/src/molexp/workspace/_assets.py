@@ -40,7 +40,7 @@ class ScopeLevel(StrEnum):
 class AssetScope(BaseModel):
     """The scope an asset belongs to: the ids down to its level."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     level: ScopeLevel
     project_id: str | None = None

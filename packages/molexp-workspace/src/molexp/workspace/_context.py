@@ -28,7 +28,7 @@ from molexp.workspace._errors import (
     RunStateError,
     StorageError,
 )
-from molexp.workspace._metadata import ErrorInfo, ExecutionRecord, RunStatus
+from molexp.workspace._metadata import ErrorInfo, ExecutionRecord, OwnerInfo, RunStatus
 from molexp.workspace._ownership import Liveness, current_owner, heartbeat, hostname, owner_liveness
 from molexp.workspace._payload import hash_bytes
 from molexp.workspace._records import check_params, content_hash, utcnow
@@ -152,8 +152,8 @@ class RunContext:
         from molexp.workspace.storage import split_scheme
 
         scheme, text = split_scheme(run_dir)
-        if scheme == "file":
-            text = Path(text.removeprefix("file://")).expanduser().resolve().as_posix()
+        if scheme in ("file", "local"):
+            text = Path(re.sub(r"^(?:file|local)://", "", text)).expanduser().resolve().as_posix()
         match = _RUN_PATH_RE.match(text.rstrip("/"))
         if match is None:
             raise NotFoundError(
@@ -221,18 +221,20 @@ class RunContext:
                     ErrorInfo(type="OwnerLost", message="the previous attempt's process is gone"),
                 )
             storage = run.storage
+            now = utcnow()
+            execution_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+            owner = current_owner(execution_id, self._heartbeat_interval)
+            self._claim(owner)
             storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
             storage.makedirs(f"{run.key}/artifacts")
             storage.makedirs(f"{run.key}/logs")
-            now = utcnow()
-            execution_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
             if self._profile_config is not None:
                 meta.config = self._profile_config
                 meta.config_hash = config_hash(self._profile_config)
                 meta.profile_name = self._profile_name
             elif self._profile_name is not None:
                 meta.profile_name = self._profile_name
-            meta.owner = current_owner(execution_id, self._heartbeat_interval)
+            meta.owner = owner
             meta.status = RunStatus.RUNNING
             meta.started_at = now
             meta.finished_at = None
@@ -248,6 +250,32 @@ class RunContext:
         self._active_token = _active_context.set(self)
         self._beat = heartbeat(self._heartbeat_interval).register(self._heartbeat)
         return self
+
+    def _claim(self, owner: OwnerInfo) -> None:
+        """Claim the next attempt number with an exclusively created file, so that two processes
+        starting the same run at once cannot both execute it."""
+        run = self.run
+        finished = {record.execution_id for record in run.metadata.execution_history}
+        attempt = len(run.metadata.execution_history) + 1
+        while True:
+            key = f"{run.key}/execution/attempt-{attempt:06d}.json"
+            try:
+                run.storage.write_bytes(
+                    key, owner.model_dump_json(indent=2).encode(), exclusive=True, durable=False
+                )
+                return
+            except FileExistsError:
+                try:
+                    other = OwnerInfo.model_validate_json(run.storage.read_bytes(key))
+                except (ValueError, FileNotFoundError):
+                    attempt += 1
+                    continue
+                if other.execution_id not in finished and owner_liveness(other) != Liveness.DEAD:
+                    raise RunStateError(
+                        f"run {run.id!r} is already being started by pid {other.pid} on "
+                        f"{other.host}; cancel it first, or wait for it to finish"
+                    ) from None
+                attempt += 1
 
     def __exit__(
         self,
@@ -303,9 +331,12 @@ class RunContext:
             self.execution_id = None
         return isinstance(exc, RunCancelled)
 
-    def _error_from(self, exc: BaseException, execution_id: str) -> ErrorInfo:
+    def _error_from(
+        self, exc: BaseException, execution_id: str, text: str | None = None
+    ) -> ErrorInfo:
         key = f"execution/{execution_id}/error.txt"
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if text is None:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         payload = text.encode()
         self.run.storage.write_bytes(f"{self.run.key}/{key}", payload)
         register_run_asset(
@@ -335,11 +366,7 @@ class RunContext:
         """
         execution_id = self.require_active("record_failure")
         if isinstance(error, BaseException):
-            info = self._error_from(error, execution_id)
-            if traceback_text is not None:
-                self.run.storage.write_bytes(
-                    f"{self.run.key}/{info.traceback_path}", traceback_text.encode()
-                )
+            info = self._error_from(error, execution_id, traceback_text)
         else:
             info = ErrorInfo(type="Failure", message=error, execution_id=execution_id)
         self._failure = info
@@ -398,7 +425,8 @@ class RunContext:
         return self.execution_id
 
     def set_result(self, key: str, value: Any) -> None:
-        """Record a lightweight JSON value in ``run.json``; it is durable when this returns."""
+        """Record a lightweight JSON value in ``run.json``, written atomically (and fsynced on
+        local disk) before this returns."""
         self.require_active("set_result")
         if not isinstance(key, str) or not key:
             raise ValueError(f"a result key must be a non-empty string, got {key!r}")

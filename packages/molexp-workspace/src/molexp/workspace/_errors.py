@@ -22,14 +22,18 @@ class ConflictError(MolexpError):
 class CorruptRecordError(MolexpError):
     """A metadata file that cannot be read: not JSON, truncated, or not of the expected shape."""
 
+    prefix = "corrupt record"
+
     def __init__(self, location: str, reason: str) -> None:
         self.location = location
         self.reason = reason
-        super().__init__(f"corrupt record {location}: {reason}")
+        super().__init__(f"{self.prefix} {location}: {reason}")
 
 
 class SchemaVersionError(CorruptRecordError):
     """A metadata file written by a newer molexp than this one can read."""
+
+    prefix = "unsupported record"
 
 
 class RunStateError(MolexpError):

@@ -184,6 +184,11 @@ class Experiment:
         ``parameters`` default to the experiment's params. Loading an existing run with other
         parameters is a :class:`ConflictError`.
         """
+        snapshot = (
+            check_params(workflow_snapshot, what="workflow snapshot")
+            if workflow_snapshot is not None
+            else None
+        )
         params = (
             check_params(parameters, what="run parameters")
             if parameters is not None
@@ -210,9 +215,7 @@ class Experiment:
                 experiment_id=self.id,
                 project_id=self.project.id,
                 parameters=params,
-                workflow_snapshot=dict(workflow_snapshot)
-                if workflow_snapshot is not None
-                else None,
+                workflow_snapshot=snapshot,
                 labels=dict(labels or {}),
             )
             run = Run(self, record)
@@ -232,7 +235,7 @@ class Experiment:
     def _load(self, run_id: str) -> _run.Run | None:
         cached = self._runs.get(run_id)
         if cached is not None:
-            return cached
+            return cached.reload()
         try:
             record = read_record(
                 self.project.workspace.storage,

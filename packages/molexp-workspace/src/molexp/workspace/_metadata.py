@@ -67,7 +67,7 @@ class RunStatus(StrEnum):
 class ErrorInfo(BaseModel):
     """Why an attempt failed; the full traceback is in ``traceback_path`` under the run dir."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     type: str
     message: str
@@ -79,7 +79,7 @@ class ErrorInfo(BaseModel):
 class OwnerInfo(BaseModel):
     """Who is executing a running run: enough to tell a live owner from a vanished one."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     host: str
     pid: int
@@ -93,7 +93,7 @@ class OwnerInfo(BaseModel):
 class ExecutionRecord(BaseModel):
     """One attempt at executing a run."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     execution_id: str
     status: RunStatus = RunStatus.RUNNING

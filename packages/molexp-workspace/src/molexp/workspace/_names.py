@@ -71,7 +71,9 @@ def lookup_candidates(name_or_id: str) -> list[str]:
     return found
 
 
-MAX_FILENAME_BYTES = 255
+# Not the filesystem's 255: a name also becomes `<name>.json`/`<name>.log` and, while written
+# atomically, `.<name>.json.<pid>.<random>.tmp` (up to 27 bytes more), which must still fit.
+MAX_FILENAME_BYTES = 200
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -96,4 +98,11 @@ def check_filename(value: str, *, what: str = "name") -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidNameError(f"{what} {value!r} is not valid UTF-8 text") from None
+    return value
+
+
+def check_text(value: str | None, *, what: str) -> str | None:
+    """``value`` if it is a string or None; a clear TypeError otherwise."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__} {value!r}")
     return value

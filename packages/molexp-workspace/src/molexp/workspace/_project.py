@@ -12,10 +12,17 @@ from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, InvalidNameError, NotFoundError
 from molexp.workspace._experiment import Experiment, check_replicas
 from molexp.workspace._metadata import ExperimentMetadata, ProjectMetadata
-from molexp.workspace._names import check_id, check_name, lookup_candidates, slugify
+from molexp.workspace._names import (
+    check_id,
+    check_name,
+    check_text,
+    lookup_candidates,
+    slugify,
+)
 from molexp.workspace._records import (
     canonical_json,
     check_params,
+    check_tags,
     list_records,
     read_record,
     write_record,
@@ -34,6 +41,11 @@ class Project:
         self.metadata = metadata
         self.key: str = f"projects/{metadata.id}"
         self._experiments: dict[str, _experiment.Experiment] = {}
+        self.deleted = False
+
+    def _check_exists(self) -> None:
+        if self.deleted:
+            raise NotFoundError(f"project {self.id!r} was deleted from {self.workspace.url}")
 
     @property
     def id(self) -> str:
@@ -84,6 +96,7 @@ class Project:
 
     def save(self) -> None:
         """Persist changes to ``project.json``."""
+        self._check_exists()
         write_record(self.workspace.storage, f"{self.key}/project.json", self.metadata)
 
     def _update(
@@ -102,7 +115,7 @@ class Project:
         if tags is not None and list(tags) != self.metadata.tags:
             changes["tags"] = list(tags)
         if config is not None and dict(config) != self.metadata.config:
-            changes["config"] = check_params(config, what="project config")
+            changes["config"] = dict(config)
         if changes:
             for field, value in changes.items():
                 setattr(self.metadata, field, value)
@@ -128,7 +141,16 @@ class Project:
         An existing experiment keeps its params: asking for other params under the same name is a
         :class:`ConflictError`, since an experiment is one repeatable definition.
         """
+        self._check_exists()
         check_name(name, what="experiment name")
+        tags = check_tags(tags, what="experiment tags")
+        for text, label in (
+            (workflow_source, "workflow_source"),
+            (workflow_type, "workflow_type"),
+            (git_commit, "git_commit"),
+            (description, "experiment description"),
+        ):
+            check_text(text, what=label)
         if (
             params is not None
             and parameter_space is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,9 +21,7 @@ M = TypeVar("M", bound=BaseModel)
 class VersionedRecord(BaseModel):
     """Unknown fields are kept, so rewriting a record never drops what a newer writer added."""
 
-    model_config = ConfigDict(
-        extra="allow", ser_json_inf_nan="constants", validate_assignment=False
-    )
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants", defer_build=True)
 
     schema_version: int = SCHEMA_VERSION
 
@@ -52,8 +50,10 @@ def parse_record(data: bytes, model: type[M], location: str) -> M:
         raise CorruptRecordError(location, reason) from None
     if not isinstance(raw, dict):
         raise CorruptRecordError(location, f"expected a JSON object, found {type(raw).__name__}")
-    version = raw.get("schema_version")
-    if isinstance(version, int) and version > SCHEMA_VERSION:
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CorruptRecordError(location, f"schema_version must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
         raise SchemaVersionError(
             location,
             f"schema_version {version} was written by a newer molexp; this one reads up to "
@@ -109,9 +109,23 @@ def check_params(params: Mapping[str, Any] | None, *, what: str) -> dict[str, An
         if not isinstance(key, str):
             raise TypeError(f"{what} keys must be strings, got {key!r}")
     try:
-        normalized: dict[str, Any] = json.loads(json.dumps(params))
+        text = json.dumps(params, ensure_ascii=False)
+        text.encode("utf-8")
+        normalized: dict[str, Any] = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"{what} must hold JSON values (str, int, float, bool, None, lists and dicts): {exc}"
         ) from None
     return normalized
+
+
+def check_tags(tags: Sequence[str] | None, *, what: str = "tags") -> list[str] | None:
+    """A list of non-empty strings (a bare string is refused, never split into characters)."""
+    if tags is None:
+        return None
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, Sequence):
+        raise TypeError(f"{what} must be a list of strings, got {type(tags).__name__} {tags!r}")
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise TypeError(f"{what} must be non-empty strings, got {tag!r}")
+    return list(tags)

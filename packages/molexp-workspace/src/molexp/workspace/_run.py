@@ -16,7 +16,13 @@ from molexp.workspace._ownership import (
     hostname,
     owner_liveness,
 )
-from molexp.workspace._records import read_record, utcnow, write_record
+from molexp.workspace._records import (
+    SCHEMA_VERSION,
+    check_params,
+    read_record,
+    utcnow,
+    write_record,
+)
 
 if TYPE_CHECKING:
     from molexp.workspace._context import RunContext
@@ -118,10 +124,21 @@ class Run:
 
     def set_workflow(self, payload: Mapping[str, Any]) -> None:
         """Store a workflow snapshot (opaque JSON shaped by the workflow layer) on the run."""
-        from molexp.workspace._records import check_params
-
+        snapshot = check_params(payload, what="workflow snapshot")
         with self.lock:
-            self.metadata.workflow_snapshot = check_params(payload, what="workflow snapshot")
+            if self.context is None:
+                self.reload()
+                owner = self.metadata.owner
+                if (
+                    self.metadata.status == RunStatus.RUNNING
+                    and owner is not None
+                    and owner_liveness(owner) != Liveness.DEAD
+                ):
+                    raise RunStateError(
+                        f"run {self.id!r} is running in pid {owner.pid} on {owner.host}; only "
+                        "that process may change it"
+                    )
+            self.metadata.workflow_snapshot = snapshot
             self._write()
 
     def liveness(self) -> Liveness:
@@ -144,19 +161,23 @@ class Run:
 
         A run executing in this process stops at its next cancellation check; one executing in
         another live process gets a cancel request that its owner honours. A run that is not
-        executing (or whose owner is dead) is marked cancelled at once. A succeeded run cannot be
-        cancelled.
+        executing (or whose owner is dead) is marked cancelled at once. A finished run (succeeded,
+        failed or cancelled) cannot be cancelled.
         """
         if self.context is not None:
             self.context.request_cancel(reason)
             return
         liveness = self.liveness()
-        if self.metadata.status == RunStatus.SUCCEEDED:
-            raise RunStateError(f"run {self.id!r} has already succeeded; it cannot be cancelled")
+        if self.metadata.status.is_terminal:
+            raise RunStateError(
+                f"run {self.id!r} has already {self.metadata.status.value}; there is nothing to "
+                "cancel"
+            )
         if liveness in (Liveness.ALIVE, Liveness.STALE):
             self.storage.write_json(
                 f"{self.key}/{CANCEL_REQUEST_FILE}",
                 {
+                    "schema_version": SCHEMA_VERSION,
                     "requested_at": utcnow().isoformat(),
                     "reason": reason,
                     "host": hostname(),

@@ -13,9 +13,21 @@ from molexp.workspace._assets import AssetScope, ScopeLevel
 from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, InvalidNameError, NotFoundError
 from molexp.workspace._metadata import ProjectMetadata, WorkspaceMetadata
-from molexp.workspace._names import check_id, check_name, lookup_candidates, slugify
+from molexp.workspace._names import (
+    check_id,
+    check_name,
+    check_text,
+    lookup_candidates,
+    slugify,
+)
 from molexp.workspace._project import Project
-from molexp.workspace._records import list_records, read_record, write_record
+from molexp.workspace._records import (
+    check_params,
+    check_tags,
+    list_records,
+    read_record,
+    write_record,
+)
 from molexp.workspace.storage import LocalStorage, Storage, open_storage
 
 if TYPE_CHECKING:
@@ -168,6 +180,10 @@ class Workspace:
     ) -> Project:
         """Get or create the project ``name`` (idempotent by slug; the same object in-process)."""
         check_name(name, what="project name")
+        tags = check_tags(tags, what="project tags")
+        check_text(description, what="project description")
+        check_text(owner, what="project owner")
+        config = check_params(config, what="project config") if config is not None else None
         pid = (
             check_id(id, what="project id")
             if id is not None
@@ -182,8 +198,8 @@ class Workspace:
                 name=name,
                 description=description,
                 owner=owner,
-                tags=list(tags or []),
-                config=dict(config or {}),
+                tags=tags or [],
+                config=config or {},
             )
             try:
                 write_record(self.storage, key, record, exclusive=True)
@@ -226,8 +242,10 @@ class Workspace:
         if not self.storage.exists(f"projects/{project_id}/project.json"):
             raise NotFoundError(f"no project {project_id!r} in workspace {self.url}")
         self.storage.remove(f"projects/{project_id}", recursive=True)
+        project = self._projects.pop(project_id, None)
+        if project is not None:
+            project.deleted = True
         self.catalog.forget(project_id=project_id)
-        self._projects.pop(project_id, None)
 
     def __repr__(self) -> str:
         return f"Workspace({self.url!r}, name={self.name!r})"

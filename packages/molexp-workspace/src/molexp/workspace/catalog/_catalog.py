@@ -18,7 +18,7 @@ from molexp.workspace._assets import (
 )
 from molexp.workspace._errors import CorruptRecordError, NotFoundError
 from molexp.workspace._records import read_record
-from molexp.workspace.catalog._index import INDEX_VERSION, Index
+from molexp.workspace.catalog._index import INDEX_VERSION, Index, iso_utc
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from molexp.workspace._workspace import Workspace
 
     ScopeObject: TypeAlias = Workspace | Project | Experiment | Run
-
-_RECORD_DIRS = ("data_assets", ".assets")
 
 
 def _cache_dir() -> Path:
@@ -133,18 +131,19 @@ class Catalog:
         return count
 
     def _walk_records(self) -> Iterator[AssetRecord]:
+        """Every asset record, found where the layout puts them (and nowhere else, so that a
+        project or experiment called ``logs`` or ``payload`` is walked like any other)."""
         storage = self.workspace.storage
-        pending = [""]
-        while pending:
-            key = pending.pop()
-            for child in storage.list(key):
-                child_key = f"{key}/{child}" if key else child
-                if child in _RECORD_DIRS:
-                    yield from self._records_under(child_key)
-                elif not child.startswith(".") and storage.is_dir(child_key):
-                    if child in ("artifacts", "logs", "execution", "payload"):
-                        continue
-                    pending.append(child_key)
+        yield from self._records_under("data_assets")
+        for project in storage.list("projects"):
+            project_key = f"projects/{project}"
+            yield from self._records_under(f"{project_key}/data_assets")
+            for experiment in storage.list(f"{project_key}/experiments"):
+                experiment_key = f"{project_key}/experiments/{experiment}"
+                yield from self._records_under(f"{experiment_key}/data_assets")
+                for run_dir in storage.list(f"{experiment_key}/runs"):
+                    if run_dir.startswith("run-"):
+                        yield from self._records_under(f"{experiment_key}/runs/{run_dir}/.assets")
 
     def _records_under(self, key: str) -> Iterator[AssetRecord]:
         storage = self.workspace.storage
@@ -285,10 +284,10 @@ class Catalog:
             params.append(tag)
         if created_after is not None:
             where.append("created_at > ?")
-            params.append(created_after.isoformat())
+            params.append(iso_utc(created_after))
         if created_before is not None:
             where.append("created_at < ?")
-            params.append(created_before.isoformat())
+            params.append(iso_utc(created_before))
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT record FROM assets WHERE {' AND '.join(where)} ORDER BY created_at {order}, id"

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,18 @@ CREATE INDEX IF NOT EXISTS ix_assets_pending ON assets (committed) WHERE committ
 CREATE TABLE IF NOT EXISTS tags (
     tag TEXT NOT NULL, asset_id TEXT NOT NULL, PRIMARY KEY (tag, asset_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_tags_asset ON tags (asset_id);
 CREATE TABLE IF NOT EXISTS inputs (
     asset_id TEXT NOT NULL, input_id TEXT NOT NULL, PRIMARY KEY (asset_id, input_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_inputs_input ON inputs (input_id);
 """
+
+
+def iso_utc(moment: datetime) -> str:
+    """``moment`` as a fixed-width UTC ISO string, so that text order is time order (a naive
+    datetime is taken as local time)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _row(record: AssetRecord, committed: bool) -> tuple[Any, ...]:
@@ -61,7 +69,7 @@ def _row(record: AssetRecord, committed: bool) -> tuple[Any, ...]:
         producer.run_id if producer else None,
         producer.run_key if producer else None,
         producer.task if producer else None,
-        record.created_at.isoformat(),
+        iso_utc(record.created_at),
         int(committed),
         record.model_dump_json(),
     )

@@ -25,6 +25,13 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_write_key(key: str) -> str:
+    """Like :func:`check_key`, and refuse the root itself: only keys below it can be written."""
+    if check_key(key) == "":
+        raise StorageError("storage key '' is the store's root, which cannot be written as a file")
+    return key
+
+
 def join(*parts: str) -> str:
     """Join key segments with '/', skipping empty ones."""
     return "/".join(p for p in parts if p)
@@ -54,8 +61,14 @@ class Storage(ABC):
         """Return the whole content of ``key``; ``FileNotFoundError`` if it does not exist."""
 
     @abstractmethod
-    def write_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
-        """Replace ``key`` atomically with ``data``, creating parent directories as needed."""
+    def write_bytes(
+        self, key: str, data: bytes, *, exclusive: bool = False, durable: bool = True
+    ) -> None:
+        """Replace ``key`` atomically with ``data``, creating parent directories as needed.
+
+        ``durable=False`` lets a backend skip flushing to stable storage (for lock-like files whose
+        loss in a power cut is harmless); the write stays atomic.
+        """
 
     @abstractmethod
     def exists(self, key: str) -> bool:

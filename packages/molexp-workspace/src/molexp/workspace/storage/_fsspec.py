@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from molexp.workspace.storage._base import Storage, check_key
+from molexp.workspace.storage._base import Storage, check_key, check_write_key
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -72,8 +72,10 @@ class FsspecStorage(Storage):
         data: bytes = self.fs.cat_file(self._path(key))
         return data
 
-    def write_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
-        path = self._path(key)
+    def write_bytes(
+        self, key: str, data: bytes, *, exclusive: bool = False, durable: bool = True
+    ) -> None:
+        path = self._path(check_write_key(key))
         if exclusive and self.fs.exists(path):
             raise FileExistsError(self.url_for(key))
         self.fs.pipe_file(path, data)
@@ -109,11 +111,13 @@ class FsspecStorage(Storage):
             self.fs.rm_file(path)
 
     def put_file(self, src: Path, key: str) -> None:
-        self.fs.put_file(str(src), self._path(key))
+        self.fs.put_file(str(src), self._path(check_write_key(key)))
 
     def open(self, key: str, mode: str = "rb") -> IO[bytes]:
         if mode not in ("rb", "wb", "ab"):
             raise ValueError(f"mode must be 'rb', 'wb' or 'ab', got {mode!r}")
+        if mode != "rb":
+            check_write_key(key)
         if mode == "wb":
             return cast(IO[bytes], _MoveOnClose(self.fs, self._path(key)))
         stream: IO[bytes] = self.fs.open(self._path(key), mode)

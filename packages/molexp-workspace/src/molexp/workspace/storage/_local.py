@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import IO, Any
 
-from molexp.workspace.storage._base import Storage, check_key
+from molexp.workspace._errors import StorageError
+from molexp.workspace.storage._base import Storage, check_key, check_write_key
 
 
 def _tmp_path(path: str) -> str:
@@ -68,7 +70,13 @@ class LocalStorage(Storage):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> LocalStorage:
-        return cls(url.removeprefix("file://"), **options)
+        unknown = set(options) - {"fsync"}
+        if unknown:
+            raise StorageError(
+                f"unknown storage option(s) {', '.join(sorted(unknown))} for local workspaces; "
+                "accepted: fsync"
+            )
+        return cls(re.sub(r"^(?:file|local)://", "", url), **options)
 
     def _path(self, key: str) -> str:
         check_key(key)
@@ -84,8 +92,10 @@ class LocalStorage(Storage):
         with open(self._path(key), "rb") as f:
             return f.read()
 
-    def write_bytes(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
-        path = self._path(key)
+    def write_bytes(
+        self, key: str, data: bytes, *, exclusive: bool = False, durable: bool = True
+    ) -> None:
+        path = self._path(check_write_key(key))
         tmp = _tmp_path(path)
         fd = _open_new(tmp)
         try:
@@ -93,7 +103,7 @@ class LocalStorage(Storage):
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                if self.fsync:
+                if self.fsync and durable:
                     os.fsync(fd)
             finally:
                 os.close(fd)
@@ -143,7 +153,7 @@ class LocalStorage(Storage):
     def open(self, key: str, mode: str = "rb") -> IO[bytes]:
         if mode not in ("rb", "wb", "ab"):
             raise ValueError(f"mode must be 'rb', 'wb' or 'ab', got {mode!r}")
-        path = self._path(key)
+        path = self._path(key if mode == "rb" else check_write_key(key))
         if mode == "rb":
             return open(path, "rb")
         if mode == "wb":

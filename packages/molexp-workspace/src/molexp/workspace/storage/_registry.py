@@ -88,4 +88,7 @@ def open_storage(url: str | os.PathLike[str], **options: Any) -> Storage:
             f"the entry point {ep.name!r} = {ep.value!r} in group {ENTRY_POINT_GROUP!r} is not a "
             "molexp.workspace.storage.Storage subclass"
         )
-    return backend.from_url(text, **options)
+    try:
+        return backend.from_url(text, **options)
+    except TypeError as exc:
+        raise StorageError(f"invalid storage options for scheme {scheme!r}: {exc}") from None
