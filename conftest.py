@@ -12,8 +12,12 @@ Hypothesis profiles: ``ci`` when the CI environment variable is set (as .ci/run 
 from __future__ import annotations
 
 import os
+import tempfile
 
 from hypothesis import settings
+
+# Catalog caches of non-local workspaces go to a throwaway directory, not the user's ~/.cache.
+os.environ.setdefault("MOLEXP_CACHE_DIR", tempfile.mkdtemp(prefix="molexp-test-cache-"))
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)

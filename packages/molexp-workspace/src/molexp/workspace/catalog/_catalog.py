@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from molexp.workspace._workspace import Workspace
 
     ScopeObject: TypeAlias = Workspace | Project | Experiment | Run
+
+
+JOURNAL = ".molexp/journal"
 
 
 def _cache_dir() -> Path:
@@ -76,9 +80,14 @@ class Catalog:
     automatically when missing, and kept current by every writer (in any process).
     """
 
+    #: How often (seconds) a catalog of a remote store looks for other writers' journal entries.
+    refresh_interval = 2.0
+
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._index: Index | None = None
+        self._journaled = workspace.storage.local_path("") is None
+        self._refreshed_at = float("-inf")
 
     # -- the index ------------------------------------------------------------------------------
 
@@ -95,12 +104,18 @@ class Catalog:
     @property
     def index(self) -> Index:
         """The open index, built from the records first if it is missing or from another layout."""
+        if self._index is not None and not self._journaled and not self.location.exists():
+            self._index.close()
+            self._index = None
         if self._index is None:
             index = Index(self.location)
             if not self._is_current(index):
                 self._rebuild_into(index)
             self._reconcile(index)
             self._index = index
+        if self._journaled and time.monotonic() - self._refreshed_at > self.refresh_interval:
+            self._refreshed_at = time.monotonic()
+            self._refresh(self._index)
         return self._index
 
     def _is_current(self, index: Index) -> bool:
@@ -115,6 +130,7 @@ class Catalog:
             if self._is_current(index):
                 return 0
             index.clear(db)
+            journal = self._journal_names() if self._journaled else []
             count = 0
             batch: list[AssetRecord] = []
             for record in self._walk_records():
@@ -125,6 +141,12 @@ class Catalog:
                     batch.clear()
             index.upsert(db, batch, committed=True)
             count += len(batch)
+            db.executemany(
+                "INSERT OR IGNORE INTO journal_seen (name) VALUES (?)",
+                [(name,) for _, name in journal],
+            )
+            if journal:
+                index.set_meta(db, "journal_hour", max(hour for hour, _ in journal))
             index.set_meta(db, "index_version", INDEX_VERSION)
             index.set_meta(db, "workspace_id", self.workspace.id)
             index.set_meta(db, "built", "1")
@@ -189,15 +211,95 @@ class Catalog:
             index.upsert(db, [record], committed=False)
         write()
         index.commit(record)
+        if self._journaled:
+            self._journal(index, {"record": record.model_dump(mode="json")})
+
+    # -- the journal of a remote store ----------------------------------------------------------
+    #
+    # A catalog on a remote store lives in a local cache, so writers on other machines must be
+    # able to tell it what they registered without it listing the whole bucket: each
+    # registration also writes an immutable entry under .molexp/journal/<hour>/, and a refresh
+    # lists only the newest hours. The journal, like the index, is derived from the records.
+
+    def _journal(self, index: Index, entry: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        name = f"{now:%Y%m%dT%H%M%S%f}-{os.urandom(4).hex()}.json"
+        self.workspace.storage.write_json(f"{JOURNAL}/{now:%Y%m%d%H}/{name}", entry)
+        with index.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO journal_seen (name) VALUES (?)", (name,))
+
+    def _journal_names(self) -> list[tuple[str, str]]:
+        storage = self.workspace.storage
+        return [
+            (hour, name)
+            for hour in storage.list(JOURNAL)
+            for name in storage.list(f"{JOURNAL}/{hour}")
+        ]
+
+    def refresh(self) -> None:
+        """Take in what other writers registered since the last refresh (remote stores only)."""
+        if self._journaled:
+            self._refreshed_at = time.monotonic()
+            self._refresh(self.index)
+
+    def _refresh(self, index: Index) -> None:
+        storage = self.workspace.storage
+        hours = storage.list(JOURNAL)
+        if not hours:
+            return
+        mark = index.get_meta("journal_hour")
+        if mark is not None:
+            floor = (datetime.strptime(mark, "%Y%m%d%H") - timedelta(hours=1)).strftime("%Y%m%d%H")
+            hours = [hour for hour in hours if hour >= floor]
+        for hour in hours:
+            names = storage.list(f"{JOURNAL}/{hour}")
+            seen = {
+                row[0]
+                for start in range(0, len(names), 500)
+                for row in index.db.execute(
+                    "SELECT name FROM journal_seen WHERE name IN "
+                    f"({', '.join('?' * len(names[start : start + 500]))})",
+                    names[start : start + 500],
+                )
+            }
+            for name in names:
+                if name not in seen:
+                    self._apply(index, name, f"{JOURNAL}/{hour}/{name}")
+        with index.transaction() as db:
+            index.set_meta(db, "journal_hour", max(hours))
+
+    def _apply(self, index: Index, name: str, key: str) -> None:
+        try:
+            entry = self.workspace.storage.read_json(key)
+        except (FileNotFoundError, ValueError):
+            entry = {}
+        record = entry.get("record") if isinstance(entry, dict) else None
+        forget = entry.get("forget") if isinstance(entry, dict) else None
+        with index.transaction() as db:
+            if isinstance(record, dict):
+                index.upsert(db, [AssetRecord.model_validate(record)], committed=True)
+            db.execute("INSERT OR IGNORE INTO journal_seen (name) VALUES (?)", (name,))
+        if isinstance(forget, dict):
+            self._forget_rows(index, {str(k): str(v) for k, v in forget.items()})
 
     def forget(self, **scope: str) -> None:
         """Drop the index rows of a deleted scope (``project_id=...`` and below)."""
-        clauses = " AND ".join(f"{column} = ?" for column in scope)
-        rows = self.index.db.execute(
+        index = self.index
+        self._forget_rows(index, scope)
+        if self._journaled:
+            self._journal(index, {"forget": scope})
+
+    @staticmethod
+    def _forget_rows(index: Index, scope: dict[str, str]) -> None:
+        columns = [c for c in scope if c in ("project_id", "experiment_id", "run_id")]
+        if not columns:
+            return
+        clauses = " AND ".join(f"{column} = ?" for column in columns)
+        rows = index.db.execute(
             f"SELECT id FROM assets WHERE {clauses}",
-            tuple(scope.values()),
+            tuple(scope[c] for c in columns),
         ).fetchall()
-        self.index.drop([row[0] for row in rows])
+        index.drop([row[0] for row in rows])
 
     # -- queries --------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from molexp.workspace._assets import AssetRecord
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS assets (
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     asset_id TEXT NOT NULL, input_id TEXT NOT NULL, PRIMARY KEY (asset_id, input_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_inputs_input ON inputs (input_id);
+CREATE TABLE IF NOT EXISTS journal_seen (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -89,6 +90,10 @@ class Index:
         if conn is None:
             if isinstance(self.path, Path):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():
+                    # A WAL left behind by a deleted index would be replayed into the new one.
+                    for suffix in ("-wal", "-shm"):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=120, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -169,5 +174,5 @@ class Index:
 
     def clear(self, db: sqlite3.Connection) -> None:
         """Empty every table inside a transaction."""
-        for table in ("assets", "tags", "inputs", "meta"):
+        for table in ("assets", "tags", "inputs", "meta", "journal_seen"):
             db.execute(f"DELETE FROM {table}")
