@@ -3,6 +3,7 @@
 Everything here is also importable from the top-level ``molexp`` package.
 """
 
+from molexp.workspace._accessors import ArtifactStore, LogHandle
 from molexp.workspace._assets import (
     ArtifactAsset,
     Asset,
@@ -17,7 +18,7 @@ from molexp.workspace._assets import (
     Producer,
     ScopeLevel,
 )
-from molexp.workspace._context import RunContext, config_hash
+from molexp.workspace._context import ExecutionState, RunContext, active_context, config_hash
 from molexp.workspace._data_assets import DataAssetLibrary, HardlinkFallbackWarning
 from molexp.workspace._entry import clear_entries, entry, registered_workspaces
 from molexp.workspace._errors import (
@@ -55,6 +56,7 @@ from molexp.workspace.catalog import AssetView, Catalog
 __all__ = [
     "SCHEMA_VERSION",
     "ArtifactAsset",
+    "ArtifactStore",
     "Asset",
     "AssetKind",
     "AssetRecord",
@@ -70,6 +72,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorTraceAsset",
     "ExecutionRecord",
+    "ExecutionState",
     "ExecutionStateAsset",
     "Experiment",
     "ExperimentMetadata",
@@ -78,6 +81,7 @@ __all__ = [
     "InvalidNameError",
     "Liveness",
     "LogAsset",
+    "LogHandle",
     "MolexpError",
     "NotFoundError",
     "OwnerInfo",
@@ -97,6 +101,7 @@ __all__ = [
     "UniformSpace",
     "Workspace",
     "WorkspaceMetadata",
+    "active_context",
     "canonical_json",
     "clear_entries",
     "config_hash",

@@ -80,7 +80,7 @@ class ExecutionState:
     def save(self, state: Mapping[str, Any]) -> None:
         """Replace the saved state atomically (registering its asset the first time)."""
         storage = self._run.storage
-        storage.write_json(self.key, dict(state))
+        storage.write_bytes(self.key, json.dumps(dict(state), separators=(",", ":")).encode())
         if not storage.exists(self._record_key):
             register_run_asset(
                 self._ctx,
