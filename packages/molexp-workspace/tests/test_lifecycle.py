@@ -77,15 +77,20 @@ def test_result_that_is_not_json_is_refused_and_not_written(exp: me.Experiment) 
 
 def test_set_result_outside_a_run_is_a_clear_error(exp: me.Experiment) -> None:
     ctx = exp.Run(id="r").start()
-    with pytest.raises(RunStateError, match="inside 'with run.start"):
+    with pytest.raises(RunStateError, match=r"inside 'with run\.start"):
         ctx.set_result("x", 1)
 
 
 def test_exception_marks_failed_with_traceback_file(exp: me.Experiment) -> None:
     run = exp.Run(id="r")
-    with pytest.raises(ZeroDivisionError), run.start() as ctx:
-        ctx.set_result("partial", 1)
-        _ = 1 / 0
+
+    def fail() -> None:
+        with run.start() as ctx:
+            ctx.set_result("partial", 1)
+            _ = 1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        fail()
     record = _disk(run)
     assert record["status"] == "failed"
     assert record["results"] == {"partial": 1}
