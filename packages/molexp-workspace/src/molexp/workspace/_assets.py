@@ -182,6 +182,11 @@ class ArtifactAsset(Asset):
 
     def load(self) -> Any:
         """The value as it was saved: JSON values parsed, text as str, anything else as bytes."""
+        if self.record.encoding == "directory":
+            raise IsADirectoryError(
+                f"{self.name!r} was saved from a directory: use its .path, or list it with "
+                "the workspace storage"
+            )
         if self.record.encoding == "json":
             return self.read_json()
         if self.record.encoding == "text":
@@ -224,6 +229,11 @@ class CheckpointAsset(Asset):
 
     def load(self) -> Any:
         """The checkpoint's data as saved (JSON values, text or bytes)."""
+        if self.record.encoding == "directory":
+            raise IsADirectoryError(
+                f"{self.name!r} was saved from a directory: use its .path, or list it with "
+                "the workspace storage"
+            )
         if self.record.encoding == "json":
             return json.loads(self.read_bytes())
         if self.record.encoding == "text":

@@ -80,7 +80,7 @@ class DataAssetLibrary:
         source = Path(src).expanduser()
         if not source.exists():
             raise NotFoundError(f"cannot import data asset {name!r}: {source} does not exist")
-        source = source.resolve()
+        source = source.absolute()
         storage = self._workspace.storage
         local_root = storage.local_path("")
         if action in ("symlink", "hardlink") and local_root is None:

@@ -19,7 +19,7 @@ from molexp.workspace._assets import (
 )
 from molexp.workspace._errors import CorruptRecordError, NotFoundError
 from molexp.workspace._records import read_record
-from molexp.workspace.catalog._index import INDEX_VERSION, Index, iso_utc
+from molexp.workspace.catalog._index import INDEX_VERSION, Index, file_identity, iso_utc
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -104,7 +104,11 @@ class Catalog:
     @property
     def index(self) -> Index:
         """The open index, built from the records first if it is missing or from another layout."""
-        if self._index is not None and not self._journaled and not self.location.exists():
+        if (
+            self._index is not None
+            and not self._journaled
+            and file_identity(self.location) != self._index.identity
+        ):
             self._index.close()
             self._index = None
         if self._index is None:
@@ -136,10 +140,10 @@ class Catalog:
             for record in self._walk_records():
                 batch.append(record)
                 if len(batch) >= 1000:
-                    index.upsert(db, batch, committed=True)
+                    index.insert_fresh(db, batch)
                     count += len(batch)
                     batch.clear()
-            index.upsert(db, batch, committed=True)
+            index.insert_fresh(db, batch)
             count += len(batch)
             db.executemany(
                 "INSERT OR IGNORE INTO journal_seen (name) VALUES (?)",

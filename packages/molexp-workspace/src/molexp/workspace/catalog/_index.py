@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -76,12 +77,29 @@ def _row(record: AssetRecord, committed: bool) -> tuple[Any, ...]:
     )
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of ``path``: changes when the file is deleted and made anew."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _close_all(conns: list[sqlite3.Connection]) -> None:
+    while conns:
+        conns.pop().close()
+
+
 class Index:
     """One SQLite file (WAL mode) shared by every process that writes to the workspace."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = path
         self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self.identity: tuple[int, int] | None = None
+        weakref.finalize(self, _close_all, self._conns)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -94,19 +112,22 @@ class Index:
                     # A WAL left behind by a deleted index would be replayed into the new one.
                     for suffix in ("-wal", "-shm"):
                         Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=120, isolation_level=None)
+            conn = sqlite3.connect(
+                str(self.path), timeout=120, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            if isinstance(self.path, Path) and self.identity is None:
+                self.identity = file_identity(self.path)
             self._local.conn = conn
+            self._conns.append(conn)
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every connection of this index (in all threads)."""
+        _close_all(self._conns)
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -154,6 +175,29 @@ class Index:
                     "INSERT OR IGNORE INTO inputs (asset_id, input_id) VALUES (?, ?)",
                     [(record.id, source) for source in record.producer.inputs],
                 )
+
+    @staticmethod
+    def insert_fresh(db: sqlite3.Connection, records: list[AssetRecord]) -> None:
+        """Bulk-insert committed records into tables known to hold none of them (a rebuild)."""
+        db.executemany(
+            "INSERT OR REPLACE INTO assets (id, record_key, kind, name, level, project_id, "
+            "experiment_id, run_id, producer_run, producer_key, producer_task, created_at, "
+            "committed, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_row(record, True) for record in records],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO tags (tag, asset_id) VALUES (?, ?)",
+            [(tag, record.id) for record in records for tag in record.tags],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO inputs (asset_id, input_id) VALUES (?, ?)",
+            [
+                (record.id, source)
+                for record in records
+                if record.producer is not None
+                for source in record.producer.inputs
+            ],
+        )
 
     def commit(self, record: AssetRecord) -> None:
         """Mark a pending record committed (re-inserting it if a reconcile dropped it meanwhile)."""
