@@ -249,3 +249,35 @@ def test_open_rebuilds_the_chain_from_a_run_directory(exp: me.Experiment) -> Non
 def test_open_refuses_a_path_that_is_not_a_run_directory(exp: me.Experiment) -> None:
     with pytest.raises(me.workspace.NotFoundError, match="is not a run directory"):
         me.RunContext.open(str(exp.experiment_dir))
+
+
+def test_set_labels_marks_the_run_and_the_attempt(exp: me.Experiment) -> None:
+    run = exp.Run(id="r")
+    with run.start() as ctx:
+        ctx.set_labels({"slurm.job_id": "1234"})
+        assert _disk(run)["labels"] == {"slurm.job_id": "1234"}
+        with pytest.raises(TypeError, match="non-empty strings to strings"):
+            ctx.set_labels({"n": 1})  # type: ignore[dict-item]
+    record = _disk(run)
+    assert record["labels"] == {"slurm.job_id": "1234"}
+    assert record["execution_history"][-1]["labels"] == {"slurm.job_id": "1234"}
+
+
+def test_a_run_can_record_its_profile_when_created(exp: me.Experiment) -> None:
+    run = exp.Run(id="r", profile_config={"scale": 2}, profile_name="smoke")
+    record = _disk(run)
+    assert record["profile_name"] == "smoke"
+    assert record["config"] == {"scale": 2}
+    assert record["config_hash"] == me.workspace.config_hash({"scale": 2})
+    with run.start() as ctx:
+        assert dict(ctx.config) == {"scale": 2}
+    assert _disk(run)["config_hash"] == record["config_hash"]
+
+
+def test_importing_molexp_defers_the_models() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, molexp; print('pydantic' in sys.modules); molexp.Workspace; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "ok"]

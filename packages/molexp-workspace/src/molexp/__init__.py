@@ -6,20 +6,24 @@
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
-from molexp.workspace import (
-    ExecutionRecord,
-    Experiment,
-    GridSpace,
-    ParamSpace,
-    Project,
-    Run,
-    RunContext,
-    RunMetadata,
-    RunStatus,
-    UniformSpace,
-    Workspace,
-    entry,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from molexp.workspace import (
+        ExecutionRecord,
+        Experiment,
+        GridSpace,
+        ParamSpace,
+        Project,
+        Run,
+        RunContext,
+        RunMetadata,
+        RunStatus,
+        UniformSpace,
+        Workspace,
+        entry,
+    )
 
 __all__ = [
     "ExecutionRecord",
@@ -35,3 +39,22 @@ __all__ = [
     "Workspace",
     "entry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the workspace API (and subpackages such as ``molexp.workflow``) on first use."""
+    if name in __all__:
+        value = getattr(importlib.import_module("molexp.workspace"), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module 'molexp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -92,6 +92,9 @@ async def _tracked(
     try:
         config = MappingProxyType(dict(rc.config))
         digest = config_hash(config)
+        # The file that declared the workflow: its copy and git state go on the attempt's
+        # provenance, persisted by the snapshot write just below.
+        rc.record_source(workflow.source_file, persist=False)
         rc.run.set_workflow(workflow.snapshot_ref(config_hash=digest).model_dump(mode="json"))
         recorder = StateRecorder(rc, workflow, config_hash=digest, resume=resume)
         runtime = Runtime(

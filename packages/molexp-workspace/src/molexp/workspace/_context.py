@@ -21,6 +21,8 @@ from molexp.workspace._accessors import (
     save_checkpoint,
 )
 from molexp.workspace._assets import Asset, AssetKind, CheckpointAsset, Producer
+from molexp.workspace._capture import capture
+from molexp.workspace._capture import record_source as capture_source
 from molexp.workspace._errors import (
     InvalidNameError,
     NotFoundError,
@@ -31,7 +33,7 @@ from molexp.workspace._errors import (
 from molexp.workspace._metadata import ErrorInfo, ExecutionRecord, OwnerInfo, RunStatus
 from molexp.workspace._ownership import Liveness, current_owner, heartbeat, hostname, owner_liveness
 from molexp.workspace._payload import hash_bytes
-from molexp.workspace._records import check_params, content_hash, utcnow
+from molexp.workspace._records import check_labels, check_params, content_hash, utcnow
 from molexp.workspace._run import CANCEL_REQUEST_FILE, Run
 
 if TYPE_CHECKING:
@@ -239,9 +241,16 @@ class RunContext:
             meta.started_at = now
             meta.finished_at = None
             meta.error = None
+            provenance = capture(
+                run, execution_id, meta.execution_history, run.experiment.workflow_source
+            )
             meta.execution_history.append(
                 ExecutionRecord(
-                    execution_id=execution_id, started_at=now, host=hostname(), pid=os.getpid()
+                    execution_id=execution_id,
+                    started_at=now,
+                    host=hostname(),
+                    pid=os.getpid(),
+                    provenance=provenance,
                 )
             )
             run._write()
@@ -321,6 +330,7 @@ class RunContext:
             record.status = status
             record.finished_at = now
             record.error = error
+            record.inputs = self._inputs()
             meta.status = status
             meta.finished_at = now
             meta.error = error
@@ -330,6 +340,35 @@ class RunContext:
             run.context = None
             self.execution_id = None
         return isinstance(exc, RunCancelled)
+
+    def _inputs(self) -> list[str]:
+        """Every asset this attempt read, by id, in the order first read (all tasks)."""
+        seen: dict[str, None] = {}
+        for consumed in self._consumed.values():
+            seen.update(dict.fromkeys(consumed))
+        return list(seen)
+
+    def record_source(self, path: str | os.PathLike[str] | None, *, persist: bool = True) -> None:
+        """Record the workflow source this attempt executes: a copy of the file and the git state
+        of its work tree, on the attempt's provenance (the workflow layer calls this with the
+        file that declared the workflow). Cheap when it is the file already recorded; never
+        raises.
+
+        ``persist=False`` leaves writing ``run.json`` to the caller's next write (the workflow
+        layer stores its snapshot right after), saving one atomic write.
+        """
+        execution_id = self.require_active("record_source")
+        run = self.run
+        with run.lock:
+            history = run.metadata.execution_history
+            if not history or history[-1].execution_id != execution_id:
+                return
+            record = history[-1]
+            if record.provenance is None:
+                return
+            changed = capture_source(run, execution_id, record.provenance, history[:-1], path)
+            if changed and persist:
+                run._write()
 
     def _error_from(
         self, exc: BaseException, execution_id: str, text: str | None = None
@@ -433,6 +472,15 @@ class RunContext:
         checked = check_params({key: value}, what=f"result {key!r}")
         with self.run.lock:
             self.run.metadata.results[key] = checked[key]
+            self.run._write()
+
+    def set_labels(self, labels: Mapping[str, str]) -> None:
+        """Add string labels to the run and to this attempt's execution record (written now)."""
+        self.require_active("set_labels")
+        checked = check_labels(labels, what="labels")
+        with self.run.lock:
+            self.run.metadata.labels.update(checked)
+            self.run.metadata.execution_history[-1].labels.update(checked)
             self.run._write()
 
     def get_result(self, key: str, default: Any = None) -> Any:

@@ -14,10 +14,12 @@ from molexp.workspace._assets import AssetScope, ScopeLevel
 from molexp.workspace._data_assets import DataAssetLibrary
 from molexp.workspace._errors import ConflictError, NotFoundError
 from molexp.workspace._metadata import ExperimentMetadata, RunMetadata, RunStatus
-from molexp.workspace._names import check_id
+from molexp.workspace._names import check_id, check_text
 from molexp.workspace._records import (
     canonical_json,
+    check_labels,
     check_params,
+    content_hash,
     list_records,
     read_record,
     write_record,
@@ -178,12 +180,22 @@ class Experiment:
         *,
         workflow_snapshot: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
+        profile_config: Mapping[str, Any] | None = None,
+        profile_name: str | None = None,
     ) -> Run:
         """Create a run (a fresh id unless ``id`` is given), or load the run ``id`` if it exists.
 
         ``parameters`` default to the experiment's params. Loading an existing run with other
-        parameters is a :class:`ConflictError`.
+        parameters is a :class:`ConflictError`. A new run records ``profile_config`` (with its
+        ``config_hash``) and ``profile_name`` from the start, so it can be executed anywhere later.
         """
+        checked_labels = check_labels(labels, what="run labels")
+        config = (
+            check_params(profile_config, what="profile config")
+            if profile_config is not None
+            else None
+        )
+        check_text(profile_name, what="profile name")
         snapshot = (
             check_params(workflow_snapshot, what="workflow snapshot")
             if workflow_snapshot is not None
@@ -216,14 +228,17 @@ class Experiment:
                 project_id=self.project.id,
                 parameters=params,
                 workflow_snapshot=snapshot,
-                labels=dict(labels or {}),
+                labels=checked_labels,
+                config=config or {},
+                config_hash=content_hash(config) if config is not None else None,
+                profile_name=profile_name,
             )
             run = Run(self, record)
             try:
                 write_record(storage, f"{run.key}/{RUN_FILE}", record, exclusive=True)
             except FileExistsError:
                 if id is not None:
-                    return self.Run(parameters, id)
+                    return self.Run(parameters, id, profile_config=profile_config)
                 continue
             return self._runs.setdefault(run_id, run)
         raise ConflictError(

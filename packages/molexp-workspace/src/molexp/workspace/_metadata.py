@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from molexp.workspace._provenance import Provenance
 from molexp.workspace._records import VersionedRecord, utcnow
 
 
@@ -103,6 +104,10 @@ class ExecutionRecord(BaseModel):
     pid: int | None = None
     error: ErrorInfo | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    provenance: Provenance | None = None
+    """Where, how and from which code this attempt ran (captured when it started)."""
+    inputs: list[str] = Field(default_factory=list)
+    """The ids of the assets this attempt read through ``find_asset``/``get_data_dir``."""
 
 
 class RunMetadata(VersionedRecord):

@@ -183,9 +183,12 @@ class Project:
                 tags=list(tags or []),
             )
             try:
-                write_record(self.workspace.storage, key, record, exclusive=True)
-            except FileExistsError:
                 record = read_record(self.workspace.storage, key, ExperimentMetadata)
+            except FileNotFoundError:
+                try:
+                    write_record(self.workspace.storage, key, record, exclusive=True)
+                except FileExistsError:
+                    record = read_record(self.workspace.storage, key, ExperimentMetadata)
             exp = self._experiments.setdefault(eid, Experiment(self, record))
         if exp.name != name:
             raise InvalidNameError(

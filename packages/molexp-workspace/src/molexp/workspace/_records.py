@@ -129,3 +129,15 @@ def check_tags(tags: Sequence[str] | None, *, what: str = "tags") -> list[str] |
         if not isinstance(tag, str) or not tag:
             raise TypeError(f"{what} must be non-empty strings, got {tag!r}")
     return list(tags)
+
+
+def check_labels(labels: Mapping[str, str] | None, *, what: str = "labels") -> dict[str, str]:
+    """A dict of string keys to string values (labels are for filtering, not for data)."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"{what} must be a dict of strings, got {type(labels).__name__}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise TypeError(f"{what} must map non-empty strings to strings, got {key!r}: {value!r}")
+    return dict(labels)

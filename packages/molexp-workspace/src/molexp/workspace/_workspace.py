@@ -202,9 +202,12 @@ class Workspace:
                 config=config or {},
             )
             try:
-                write_record(self.storage, key, record, exclusive=True)
-            except FileExistsError:
                 record = read_record(self.storage, key, ProjectMetadata)
+            except FileNotFoundError:
+                try:
+                    write_record(self.storage, key, record, exclusive=True)
+                except FileExistsError:
+                    record = read_record(self.storage, key, ProjectMetadata)
             project = self._projects.setdefault(pid, Project(self, record))
         if project.name != name:
             raise InvalidNameError(

@@ -8,14 +8,18 @@ from molexp.workspace.storage._base import Storage, check_key, join
 from molexp.workspace.storage._local import LocalStorage
 from molexp.workspace.storage._registry import (
     ENTRY_POINT_GROUP,
+    STORAGE_OPTIONS_ENV,
     BackendInfo,
     installed_backends,
     open_storage,
+    set_default_storage_options,
     split_scheme,
+    storage_options_for,
 )
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "STORAGE_OPTIONS_ENV",
     "BackendInfo",
     "LocalStorage",
     "Storage",
@@ -23,5 +27,7 @@ __all__ = [
     "installed_backends",
     "join",
     "open_storage",
+    "set_default_storage_options",
     "split_scheme",
+    "storage_options_for",
 ]

@@ -1,9 +1,12 @@
-"""Find a storage backend by URL scheme through the ``molexp.storage`` entry-point group."""
+"""Find a storage backend by URL scheme through the ``molexp.storage`` entry-point group, and
+resolve the storage options it is opened with."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -15,6 +18,14 @@ ENTRY_POINT_GROUP = "molexp.storage"
 _SCHEME_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _LOCAL_SCHEMES = ("file", "local")
 _KNOWN_PLUGINS = {"s3": "molexp-storage-s3"}
+
+#: Storage options for programs that open workspaces they are only given a URL for (the CLI, a
+#: worker executing a run): a JSON object like ``{"s3": {"endpoint_url": "http://..."}}``.
+STORAGE_OPTIONS_ENV = "MOLEXP_STORAGE_OPTIONS"
+
+OptionsTable = Mapping[str, Mapping[str, Any]]
+_defaults: dict[str, dict[str, Any]] = {}
+_env_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,9 +67,89 @@ def installed_backends() -> list[BackendInfo]:
     return found
 
 
-def open_storage(url: str | os.PathLike[str], **options: Any) -> Storage:
-    """Open the store at ``url`` with the backend registered for its scheme."""
+def _check_table(table: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, Mapping):
+        raise StorageError(
+            f"{where} must be an object mapping a URL scheme ('s3') or a URL prefix "
+            f"('s3://bucket') to storage options, got {type(table).__name__}"
+        )
+    checked: dict[str, dict[str, Any]] = {}
+    for target, options in table.items():
+        if not isinstance(target, str) or not isinstance(options, Mapping):
+            raise StorageError(
+                f"{where}: the entry {target!r} must map a URL scheme or URL prefix to an object "
+                "of storage options"
+            )
+        checked[target] = dict(options)
+    return checked
+
+
+def set_default_storage_options(table: OptionsTable | None) -> None:
+    """Set this process's default storage options, e.g. the ``storage:`` section of molcfg.yaml.
+
+    ``table`` maps a URL scheme (``"s3"``) or a URL prefix (``"s3://bucket"``) to options; it has
+    the lowest precedence (below :data:`STORAGE_OPTIONS_ENV`, below explicit options).
+    """
+    global _defaults
+    _defaults = _check_table(table or {}, "storage options")
+
+
+def _env_table() -> dict[str, dict[str, Any]]:
+    global _env_cache
+    raw = os.environ.get(STORAGE_OPTIONS_ENV, "").strip()
+    if not raw:
+        return {}
+    if _env_cache is not None and _env_cache[0] == raw:
+        return _env_cache[1]
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:  # it may hold credentials: name the place, not the text
+        raise StorageError(
+            f"the environment variable {STORAGE_OPTIONS_ENV} is not valid JSON ({exc.msg} at "
+            f"line {exc.lineno}, column {exc.colno}); expected an object like "
+            '{"s3": {"endpoint_url": "http://host:9000"}}'
+        ) from None
+    table = _check_table(parsed, f"the environment variable {STORAGE_OPTIONS_ENV}")
+    _env_cache = (raw, table)
+    return table
+
+
+def _select(table: Mapping[str, Mapping[str, Any]], scheme: str, url: str) -> dict[str, Any]:
+    """The options of ``table`` that apply to ``url``: its scheme's, then longer URL prefixes'."""
+    picked: dict[str, Any] = {}
+    prefixes = [
+        target
+        for target in table
+        if "://" in target
+        and (url.rstrip("/") == target.rstrip("/") or url.startswith(target.rstrip("/") + "/"))
+    ]
+    for target in [t for t in table if t.lower() == scheme] + sorted(prefixes, key=len):
+        picked.update(table[target])
+    return picked
+
+
+def storage_options_for(
+    url: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The storage options ``url`` is opened with, merged from (lowest precedence first): the
+    process defaults (:func:`set_default_storage_options`), the :data:`STORAGE_OPTIONS_ENV`
+    environment variable, and ``options``. Each table applies its scheme's entry, then the
+    entries of URL prefixes of ``url``, shortest first."""
     scheme, text = split_scheme(url)
+    merged = _select(_defaults, scheme, text)
+    merged.update(_select(_env_table(), scheme, text))
+    merged.update(options or {})
+    return merged
+
+
+def open_storage(url: str | os.PathLike[str], **options: Any) -> Storage:
+    """Open the store at ``url`` with the backend registered for its scheme.
+
+    ``options`` are merged over the defaults and :data:`STORAGE_OPTIONS_ENV` (see
+    :func:`storage_options_for`); they are handed to the backend, never written to the store.
+    """
+    scheme, text = split_scheme(url)
+    options = storage_options_for(text, options)
     if scheme in _LOCAL_SCHEMES:
         from molexp.workspace.storage._local import LocalStorage
 
