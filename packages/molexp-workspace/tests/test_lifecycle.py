@@ -281,3 +281,21 @@ def test_importing_molexp_defers_the_models() -> None:
     code = "import sys, molexp; print('pydantic' in sys.modules); molexp.Workspace; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "ok"]
+
+
+def test_workdir_is_a_real_local_directory(exp: me.Experiment) -> None:
+    run = exp.Run(id="r")
+    ctx = run.start()
+    with pytest.raises(RunStateError, match="workdir"):
+        _ = ctx.workdir
+    with ctx:
+        workdir = ctx.workdir
+        assert workdir.is_dir()
+        (workdir / "scratch.txt").write_text("x")
+        local = run.storage.local_path(run.key)
+        if local is not None:
+            assert workdir == local / "work"
+    if run.storage.local_path("") is None:
+        assert not workdir.exists()  # a remote store's scratch space goes once the run succeeded
+    else:
+        assert (workdir / "scratch.txt").read_text() == "x"

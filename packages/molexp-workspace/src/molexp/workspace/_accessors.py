@@ -20,7 +20,7 @@ from molexp.workspace._assets import (
 from molexp.workspace._errors import NotFoundError
 from molexp.workspace._names import check_filename
 from molexp.workspace._payload import copy_in, hash_bytes
-from molexp.workspace._records import read_record, write_record
+from molexp.workspace._records import check_params, check_tags, read_record, write_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,7 +41,7 @@ def encode(data: Any, what: str) -> tuple[bytes, str]:
         return data.encode(), "text"
     try:
         return json.dumps(data, indent=2, ensure_ascii=False).encode() + b"\n", "json"
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(
             f"{what}: cannot save a {type(data).__name__} ({exc}); pass JSON values (dict, list, "
             "numbers, str), bytes, or a pathlib.Path to a file or directory"
@@ -134,6 +134,8 @@ class ArtifactStore:
         ctx = self._ctx
         ctx.require_active("artifact.save")
         check_filename(name, what="artifact name")
+        tags = check_tags(tags, what=f"tags of artifact {name!r}")
+        meta = check_params(meta, what=f"meta of artifact {name!r}")
         key = f"{ctx.run.key}/artifacts/{name}"
         size, content_hash, encoding = _put(ctx, data, key, f"artifact {name!r}")
         record = register_run_asset(
@@ -243,6 +245,8 @@ def save_checkpoint(
     one of the same name in this run (across attempts)."""
     ctx.require_active("checkpoint")
     check_filename(name, what="checkpoint name")
+    tags = check_tags(tags, what=f"tags of checkpoint {name!r}")
+    meta = check_params(meta, what=f"meta of checkpoint {name!r}")
     storage = ctx.run.storage
     record_dir = f"{ctx.run.key}/.assets/checkpoint/{name}"
     steps = sorted(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -197,6 +199,22 @@ class RunContext:
         return self.run.run_dir
 
     @property
+    def workdir(self) -> Path:
+        """A real local directory for this attempt's scratch files, created on first use.
+
+        ``<run_dir>/work`` on a local workspace; on a remote one a directory in the local cache
+        (``$MOLEXP_CACHE_DIR/work/...``), removed when the attempt succeeds and kept otherwise.
+        Files here are not uploaded: save what matters with ``ctx.artifact.save``.
+        """
+        self.require_active("workdir")
+        run = self.run
+        local = run.storage.local_path(f"{run.key}/work")
+        if local is None:
+            local = self._remote_workdir()
+        local.mkdir(parents=True, exist_ok=True)
+        return local
+
+    @property
     def active(self) -> bool:
         """Whether the context is entered."""
         return self.execution_id is not None
@@ -298,48 +316,80 @@ class RunContext:
         if self._active_token is not None:
             _active_context.reset(self._active_token)
             self._active_token = None
+        close_error: Exception | None = None
         for handle in self._logs.values():
-            handle.close()
+            try:
+                handle.close()
+            except Exception as failure:  # the other logs and the record must still be closed
+                close_error = close_error or failure
         self._logs.clear()
         run = self.run
         with run.lock:
             execution_id = self.execution_id
             if execution_id is None:
                 return False
-            self._poll_cancel()
-            error: ErrorInfo | None = None
-            if isinstance(exc, RunCancelled) or (exc is None and self._cancel_reason is not None):
-                status = RunStatus.CANCELLED
-                error = ErrorInfo(type="Cancelled", message=self._cancel_reason or str(exc))
-            elif isinstance(exc, KeyboardInterrupt):
-                status = RunStatus.CANCELLED
-                error = self._error_from(exc, execution_id)
-            elif exc is not None:
-                status = RunStatus.FAILED
-                error = self._error_from(exc, execution_id)
-            elif self._failure is not None:
-                status = RunStatus.FAILED
-                error = self._failure
-            else:
-                status = RunStatus.SUCCEEDED
-            if error is not None:
-                error.execution_id = execution_id
-            now = utcnow()
-            meta = run.metadata
-            record = meta.execution_history[-1]
-            record.status = status
-            record.finished_at = now
-            record.error = error
-            record.inputs = self._inputs()
-            meta.status = status
-            meta.finished_at = now
-            meta.error = error
-            meta.owner = None
-            run._write()
-            run.storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
-            run.context = None
-            self.execution_id = None
+            try:
+                self._finish(exc, execution_id, close_error)
+            except Exception as failure:
+                if close_error is not None:  # the log that could not be saved is the news
+                    raise close_error from failure
+                raise
+            finally:
+                run.context = None
+                self.execution_id = None
+        if run.storage.local_path("") is None and run.status == RunStatus.SUCCEEDED:
+            shutil.rmtree(self._remote_workdir(), ignore_errors=True)
+        if close_error is not None and exc is None:
+            raise close_error
         return isinstance(exc, RunCancelled)
+
+    def _remote_workdir(self) -> Path:
+        from molexp.workspace.catalog._catalog import cache_dir
+
+        digest = hashlib.sha256(
+            f"{self.run.storage.url}\0{self.workspace.id}".encode()
+        ).hexdigest()[:16]
+        return cache_dir() / "work" / digest / self.run.key
+
+    def _finish(
+        self, exc: BaseException | None, execution_id: str, close_error: Exception | None
+    ) -> None:
+        """Decide the attempt's outcome and write it (a failed write leaves the run 'running'
+        with this process as owner, which is recognisable as dead once the process ends)."""
+        run = self.run
+        self._poll_cancel()
+        if exc is None and close_error is not None:
+            self._failure = self._error_from(close_error, execution_id)
+        error: ErrorInfo | None = None
+        if isinstance(exc, RunCancelled) or (exc is None and self._cancel_reason is not None):
+            status = RunStatus.CANCELLED
+            error = ErrorInfo(type="Cancelled", message=self._cancel_reason or str(exc))
+        elif isinstance(exc, KeyboardInterrupt):
+            status = RunStatus.CANCELLED
+            error = self._error_from(exc, execution_id)
+        elif exc is not None:
+            status = RunStatus.FAILED
+            error = self._error_from(exc, execution_id)
+        elif self._failure is not None:
+            status = RunStatus.FAILED
+            error = self._failure
+        else:
+            status = RunStatus.SUCCEEDED
+        if error is not None:
+            error.execution_id = execution_id
+        now = utcnow()
+        meta = run.metadata
+        record = meta.execution_history[-1]
+        record.status = status
+        record.finished_at = now
+        record.error = error
+        record.inputs = self._inputs()
+        meta.status = status
+        meta.finished_at = now
+        meta.error = error
+        meta.owner = None
+        run._write()
+        run.storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
 
     def _inputs(self) -> list[str]:
         """Every asset this attempt read, by id, in the order first read (all tasks)."""

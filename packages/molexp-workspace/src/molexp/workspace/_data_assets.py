@@ -14,7 +14,7 @@ from molexp.workspace._assets import AssetKind, AssetRecord, AssetScope, DataAss
 from molexp.workspace._errors import InvalidNameError, NotFoundError, StorageError
 from molexp.workspace._names import check_filename, slugify
 from molexp.workspace._payload import copy_in, hash_local, local_files
-from molexp.workspace._records import write_record
+from molexp.workspace._records import check_params, check_tags, write_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,6 +48,37 @@ def _hardlink_tree(src: Path, dest: Path) -> None:
         os.link(src, dest)
 
 
+#: Why a hard link can fail where a copy would work: another device, a filesystem without hard
+#: links, too many links, or a kernel that protects hard links to files of other users.
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _link_for_move(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` at ``dest``: a file, or a directory tree rebuilt with every entry (files,
+    symlinks as themselves, empty directories) linked, so the result is what a rename gives."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_symlink() or not src.is_dir():
+        os.link(src, dest, follow_symlinks=False)
+        return
+    for dirpath, dirnames, filenames in os.walk(src, onerror=_raise):
+        base = Path(dirpath)
+        target = dest / base.relative_to(src)
+        target.mkdir(exist_ok=True)
+        for name in [*filenames, *(d for d in dirnames if (base / d).is_symlink())]:
+            os.link(base / name, target / name, follow_symlinks=False)
+
+
+def _remove_source(source: Path) -> None:
+    if source.is_dir() and not source.is_symlink():
+        shutil.rmtree(source)
+    else:
+        source.unlink()
+
+
 class DataAssetLibrary:
     """The imported data of one scope: ``ws.data_assets``, ``project.data_assets``, ...."""
 
@@ -68,13 +99,18 @@ class DataAssetLibrary:
         """Import the file or directory ``src`` as data asset ``name``.
 
         The payload lands in ``<scope>/data_assets/<asset_id>/payload/<file name of src>``.
-        ``move`` removes the source only once the asset is recorded, so a failure never loses it;
+        ``move`` removes the source only once the asset is recorded (locally the payload is
+        hard-linked first, not renamed), so a failure, or a process killed at any instant,
+        leaves the data at its source or recorded as the asset, never only in an unrecorded
+        payload directory;
         ``symlink`` and ``hardlink`` need a local workspace (a cross-device hardlink is copied,
         with a :class:`HardlinkFallbackWarning`).
         """
         from molexp.workspace._context import active_context
 
         check_filename(name, what="data asset name")
+        tags = check_tags(tags, what=f"tags of data asset {name!r}")
+        meta = check_params(meta, what=f"meta of data asset {name!r}")
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}; got {action!r}")
         source = Path(src).expanduser()
@@ -96,7 +132,6 @@ class DataAssetLibrary:
         details = dict(meta or {})
         details.setdefault("source", str(source))
         details.setdefault("action", action)
-        renamed = False
         try:
             if action == "symlink" and dest is not None:
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -119,14 +154,13 @@ class DataAssetLibrary:
                     details["hardlink_fallback"] = "copy"
                     size, content_hash = copy_in(storage, source, payload)
             elif action == "move" and dest is not None:
-                dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.rename(source, dest)
-                    renamed = True
+                    _link_for_move(source, dest)
                     size, content_hash = hash_local(dest)
                 except OSError as exc:
-                    if exc.errno != errno.EXDEV:
+                    if exc.errno not in _NO_LINK:
                         raise
+                    storage.remove(f"{asset_key}/payload", recursive=True)
                     size, content_hash = copy_in(storage, source, payload)
             else:
                 size, content_hash = copy_in(storage, source, payload)
@@ -147,15 +181,10 @@ class DataAssetLibrary:
                 record, lambda: write_record(storage, record.record, record, exclusive=True)
             )
         except BaseException:
-            if renamed and dest is not None:
-                os.rename(dest, source)
             storage.remove(asset_key, recursive=True)
             raise
-        if action == "move" and not renamed:
-            if source.is_dir():
-                shutil.rmtree(source)
-            else:
-                source.unlink()
+        if action == "move":
+            _remove_source(source)
         return DataAsset(self._workspace, record)
 
     def _producer(self, ctx: Any) -> Any:

@@ -23,10 +23,18 @@ def _tree_hash(entries: list[tuple[str, str]]) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def _raise(error: OSError) -> None:
+    raise error
+
+
 def local_files(src: Path) -> list[tuple[Path, str]]:
-    """Every file under directory ``src`` with its '/'-separated relative path, sorted."""
+    """Every file under directory ``src`` with its '/'-separated relative path, sorted.
+
+    A directory that cannot be listed is an error, never silently left out (a move would
+    otherwise delete what it did not import).
+    """
     found: list[tuple[Path, str]] = []
-    for dirpath, dirnames, filenames in os.walk(src):
+    for dirpath, dirnames, filenames in os.walk(src, onerror=_raise):
         dirnames.sort()
         base = Path(dirpath)
         for filename in sorted(filenames):

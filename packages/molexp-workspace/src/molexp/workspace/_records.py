@@ -99,6 +99,31 @@ def list_records(
     return found
 
 
+#: How deeply lists and dicts may nest in a value stored in a record: far beyond any real
+#: parameter set, and well within what every reader and writer of records accepts (pydantic's
+#: JSON serializer stops at 255 levels, its JSON parser near 200, ``json`` at the interpreter's
+#: recursion limit), so that nothing is ever written that cannot be read back.
+MAX_DEPTH = 100
+
+
+def _too_deep(value: Any, limit: int) -> str | None:
+    """The path of the first list or dict nested more than ``limit`` levels, if any."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    seen: set[int] = set()
+    while stack:
+        item, depth, path = stack.pop()
+        if not isinstance(item, (Mapping, list, tuple)) or id(item) in seen:
+            continue
+        if depth > limit:
+            return path
+        seen.add(id(item))
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1, f"{path}[{k!r}]") for k, v in item.items())
+        else:
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(item))
+    return None
+
+
 def check_params(params: Mapping[str, Any] | None, *, what: str) -> dict[str, Any]:
     """A JSON-serializable dict with string keys, or a clear error naming the offending value."""
     if params is None:
@@ -108,6 +133,12 @@ def check_params(params: Mapping[str, Any] | None, *, what: str) -> dict[str, An
     for key in params:
         if not isinstance(key, str):
             raise TypeError(f"{what} keys must be strings, got {key!r}")
+    deep = _too_deep(params, MAX_DEPTH)
+    if deep is not None:
+        raise TypeError(
+            f"{what} must hold JSON values nested at most {MAX_DEPTH} levels deep; the value at "
+            f"{deep if len(deep) <= 60 else deep[:60] + '...'} is nested deeper"
+        )
     try:
         text = json.dumps(params, ensure_ascii=False)
         text.encode("utf-8")

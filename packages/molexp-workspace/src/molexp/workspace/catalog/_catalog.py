@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sqlite3
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from molexp.workspace._assets import (
     Asset,
@@ -17,7 +20,12 @@ from molexp.workspace._assets import (
     ScopeLevel,
     asset_from_record,
 )
-from molexp.workspace._errors import CorruptRecordError, NotFoundError
+from molexp.workspace._errors import (
+    CorruptRecordError,
+    CorruptRecordWarning,
+    NotFoundError,
+    StorageError,
+)
 from molexp.workspace._records import read_record
 from molexp.workspace.catalog._index import INDEX_VERSION, Index, file_identity, iso_utc
 
@@ -35,11 +43,26 @@ if TYPE_CHECKING:
 JOURNAL = ".molexp/journal"
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """molexp's local cache: ``$MOLEXP_CACHE_DIR``, else ``$XDG_CACHE_HOME/molexp``."""
     base = os.environ.get("MOLEXP_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "molexp"
     )
     return Path(base)
+
+
+_T = TypeVar("_T")
+
+#: SQLite's result codes for a damaged database file: SQLITE_CORRUPT and SQLITE_NOTADB.
+_DAMAGED = (11, 26)
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """Whether ``exc`` says the index file is damaged (not merely locked or busy)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _DAMAGED
+    return "malformed" in str(exc) or "not a database" in str(exc)
 
 
 def _scope_ids(scope: Any) -> dict[str, str]:
@@ -99,11 +122,40 @@ class Catalog:
         if local is not None:
             return local
         digest = hashlib.sha256(f"{storage.url}\0{self.workspace.id}".encode()).hexdigest()[:24]
-        return _cache_dir() / "catalog" / f"{digest}.sqlite"
+        return cache_dir() / "catalog" / f"{digest}.sqlite"
 
     @property
     def index(self) -> Index:
-        """The open index, built from the records first if it is missing or from another layout."""
+        """The open index, built from the records first if it is missing or from another layout
+        (or damaged: it is derived, so a damaged file is replaced with a warning naming it)."""
+        return self._recovering(self._open)
+
+    def _recovering(self, operation: Callable[[], _T]) -> _T:
+        """Run ``operation``; if the index file turns out to be damaged, replace it with one
+        rebuilt from the records (warning with its path) and run ``operation`` again."""
+        try:
+            return operation()
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise
+            self._discard_damaged(exc)
+        return operation()
+
+    def _discard_damaged(self, exc: sqlite3.DatabaseError) -> None:
+        location = self.location
+        warnings.warn(
+            f"corrupt catalog index {location}: {exc}; it is derived from the asset records, so it "
+            "is deleted and rebuilt from them",
+            CorruptRecordWarning,
+            stacklevel=4,
+        )
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{location}{suffix}").unlink(missing_ok=True)
+
+    def _open(self) -> Index:
         if (
             self._index is not None
             and not self._journaled
@@ -119,7 +171,8 @@ class Catalog:
             self._index = index
         if self._journaled and time.monotonic() - self._refreshed_at > self.refresh_interval:
             self._refreshed_at = time.monotonic()
-            self._refresh(self._index)
+            with contextlib.suppress(StorageError):  # store unreachable: answer from the cache
+                self._refresh(self._index)
         return self._index
 
     def _is_current(self, index: Index) -> bool:
@@ -176,30 +229,42 @@ class Catalog:
         pending = [key]
         while pending:
             current = pending.pop()
-            for child in storage.list(current):
+            for child, is_dir in storage.list_entries(current):
                 child_key = f"{current}/{child}"
                 if child == "payload" or (child.startswith(".") and child.endswith(".tmp")):
                     continue
-                if child.endswith(".json") and not storage.is_dir(child_key):
+                if is_dir:
+                    pending.append(child_key)
+                elif child.endswith(".json"):
                     try:
                         yield read_record(storage, child_key, AssetRecord)
-                    except (CorruptRecordError, FileNotFoundError):
+                    except FileNotFoundError:
                         continue
-                elif storage.is_dir(child_key):
-                    pending.append(child_key)
+                    except CorruptRecordError as exc:  # one damaged record hides no other
+                        warnings.warn(str(exc), CorruptRecordWarning, stacklevel=2)
 
     def _reconcile(self, index: Index) -> None:
-        rows = index.db.execute("SELECT id, record_key FROM assets WHERE committed = 0").fetchall()
-        for asset_id, record_key in rows:
-            try:
-                record = read_record(self.workspace.storage, record_key, AssetRecord)
-            except (FileNotFoundError, CorruptRecordError):
-                index.drop([asset_id])
-            else:
-                index.commit(record)
+        """Settle pending rows against the records on disk. The check and the change happen under
+        the write lock, so a writer that commits meanwhile is never undone (its commit re-inserts
+        a row this dropped)."""
+        with index.transaction() as db:
+            rows = db.execute("SELECT id, record_key FROM assets WHERE committed = 0").fetchall()
+            for asset_id, record_key in rows:
+                try:
+                    record = read_record(self.workspace.storage, record_key, AssetRecord)
+                except FileNotFoundError:
+                    index.drop_pending(db, asset_id)
+                except CorruptRecordError as exc:
+                    warnings.warn(str(exc), CorruptRecordWarning, stacklevel=2)
+                    index.drop_pending(db, asset_id)
+                else:
+                    index.upsert(db, [record], committed=True)
 
     def rebuild(self) -> int:
         """Rebuild the index from the asset records; returns how many assets it holds."""
+        return self._recovering(self._rebuild)
+
+    def _rebuild(self) -> int:
         index = Index(self.location)
         with index.transaction() as db:
             index.set_meta(db, "built", "0")
@@ -210,13 +275,46 @@ class Catalog:
     def register(self, record: AssetRecord, write: Callable[[], None]) -> None:
         """Index ``record`` around ``write`` (which writes the record file): an interrupted write
         leaves a pending row that the next reader reconciles with what is on disk."""
-        index = self.index
-        with index.transaction() as db:
-            index.upsert(db, [record], committed=False)
+        def pending() -> Index:
+            index = self.index
+            with index.transaction() as db:
+                index.upsert(db, [record], committed=False)
+            return index
+
+        index = self._recovering(pending)
         write()
-        index.commit(record)
+        # A damaged index found now is rebuilt from the records, this one included.
+        self._recovering(lambda: self.index.commit(record))
         if self._journaled:
-            self._journal(index, {"record": record.model_dump(mode="json")})
+            self._journal(self.index, {"record": record.model_dump(mode="json")})
+
+    def withdraw(self, record_key: str) -> AssetRecord | None:
+        """Withdraw the asset recorded at ``record_key`` before its payload is replaced, and
+        return its record (None if there is none).
+
+        The row is marked pending, the record file removed, then the row dropped: a process
+        killed at any instant leaves the old asset whole (a reconcile commits it again) or no
+        asset, never the old record over a new payload.
+        """
+
+        def withdraw() -> AssetRecord | None:
+            index = self.index
+            with index.transaction() as db:
+                row = db.execute(
+                    "SELECT record FROM assets WHERE record_key = ? AND committed = 1",
+                    (record_key,),
+                ).fetchone()
+                if row is None:
+                    return None
+                db.execute("UPDATE assets SET committed = 0 WHERE record_key = ?", (record_key,))
+            return AssetRecord.model_validate_json(row[0])
+
+        old = self._recovering(withdraw)
+        if old is None:
+            return None
+        self.workspace.storage.remove(record_key)
+        self.forget(record_key=record_key)
+        return old
 
     # -- the journal of a remote store ----------------------------------------------------------
     #
@@ -287,15 +385,15 @@ class Catalog:
             self._forget_rows(index, {str(k): str(v) for k, v in forget.items()})
 
     def forget(self, **scope: str) -> None:
-        """Drop the index rows of a deleted scope (``project_id=...`` and below)."""
-        index = self.index
-        self._forget_rows(index, scope)
+        """Drop the index rows of a deleted scope (``project_id=...`` and below), or of one
+        record (``record_key=...``)."""
+        self._recovering(lambda: self._forget_rows(self.index, scope))
         if self._journaled:
-            self._journal(index, {"forget": scope})
+            self._journal(self.index, {"forget": scope})
 
     @staticmethod
     def _forget_rows(index: Index, scope: dict[str, str]) -> None:
-        columns = [c for c in scope if c in ("project_id", "experiment_id", "run_id")]
+        columns = [c for c in scope if c in ("project_id", "experiment_id", "run_id", "record_key")]
         if not columns:
             return
         clauses = " AND ".join(f"{column} = ?" for column in columns)
@@ -308,7 +406,7 @@ class Catalog:
     # -- queries --------------------------------------------------------------------------------
 
     def _assets(self, sql: str, params: Sequence[Any]) -> list[Asset]:
-        rows = self.index.db.execute(sql, params).fetchall()
+        rows = self._recovering(lambda: self.index.db.execute(sql, params).fetchall())
         return [
             asset_from_record(self.workspace, AssetRecord.model_validate_json(row[0]))
             for row in rows
@@ -414,19 +512,24 @@ class Catalog:
             if direction == "up"
             else "SELECT asset_id FROM inputs WHERE input_id = ?"
         )
-        seen = {start}
-        order: list[str] = []
-        frontier = [start]
-        db = self.index.db
-        while frontier:
-            next_frontier = []
-            for current in frontier:
-                for (linked,) in db.execute(sql, (current,)):
-                    if linked not in seen:
-                        seen.add(linked)
-                        order.append(linked)
-                        next_frontier.append(linked)
-            frontier = next_frontier
+
+        def walk() -> list[str]:
+            seen = {start}
+            order: list[str] = []
+            frontier = [start]
+            db = self.index.db
+            while frontier:
+                next_frontier = []
+                for current in frontier:
+                    for (linked,) in db.execute(sql, (current,)):
+                        if linked not in seen:
+                            seen.add(linked)
+                            order.append(linked)
+                            next_frontier.append(linked)
+                frontier = next_frontier
+            return order
+
+        order = self._recovering(walk)
         found = {a.id: a for a in self._by_ids(order)}
         return [found[i] for i in order if i in found]
 

@@ -106,16 +106,11 @@ class Index:
         """This thread's connection."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            if isinstance(self.path, Path):
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                if not self.path.exists():
-                    # A WAL left behind by a deleted index would be replayed into the new one.
-                    for suffix in ("-wal", "-shm"):
-                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), timeout=120, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
+            with self._opening():
+                conn = sqlite3.connect(
+                    str(self.path), timeout=120, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
             if isinstance(self.path, Path) and self.identity is None:
@@ -123,6 +118,30 @@ class Index:
             self._local.conn = conn
             self._conns.append(conn)
         return conn
+
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Serialise opening across processes (an flock beside the file), so that a WAL left
+        behind by a deleted index is removed before the new file exists — and never while
+        another process is creating it."""
+        if not isinstance(self.path, Path):
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # no flock: leave any stale WAL alone rather than race
+            yield
+            return
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not self.path.exists():
+                    for suffix in ("-wal", "-shm"):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Close every connection of this index (in all threads)."""
@@ -207,6 +226,13 @@ class Index:
             ).rowcount
             if updated == 0:
                 self.upsert(db, [record], committed=True)
+
+    @staticmethod
+    def drop_pending(db: sqlite3.Connection, asset_id: str) -> None:
+        """Forget an asset whose record never appeared, if it is still pending."""
+        if db.execute("DELETE FROM assets WHERE id = ? AND committed = 0", (asset_id,)).rowcount:
+            db.execute("DELETE FROM tags WHERE asset_id = ?", (asset_id,))
+            db.execute("DELETE FROM inputs WHERE asset_id = ?", (asset_id,))
 
     def drop(self, ids: Sequence[str]) -> None:
         """Forget the given assets."""

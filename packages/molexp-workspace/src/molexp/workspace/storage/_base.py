@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from abc import ABC, abstractmethod
@@ -81,6 +82,12 @@ class Storage(ABC):
     @abstractmethod
     def list(self, key: str) -> list[str]:
         """Names of the direct children of directory ``key``, sorted; empty if it does not exist."""
+
+    def list_entries(self, key: str) -> builtins.list[tuple[str, bool]]:
+        """``(name, is_dir)`` for each direct child of ``key``; backends that learn both from one
+        listing (object stores) override this to save a request per child."""
+        prefix = f"{key}/" if key else ""
+        return [(name, self.is_dir(f"{prefix}{name}")) for name in self.list(key)]
 
     @abstractmethod
     def makedirs(self, key: str) -> None:

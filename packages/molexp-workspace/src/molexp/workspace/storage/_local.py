@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import re
@@ -128,6 +129,14 @@ class LocalStorage(Storage):
             return sorted(os.listdir(self._path(key)))
         except (FileNotFoundError, NotADirectoryError):
             return []
+
+    def list_entries(self, key: str) -> builtins.list[tuple[str, bool]]:
+        try:
+            with os.scandir(self._path(key)) as entries:
+                found = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(found)
 
     def makedirs(self, key: str) -> None:
         os.makedirs(self._path(key), exist_ok=True)
