@@ -33,6 +33,7 @@ OWNED_DIR = {
     "molexp-workflow": "molexp/workflow/",
     "molexp-cli": "molexp/cli/",
     "molexp-storage-s3": "molexp_storage_s3/",
+    "molexp-server": "molexp/server/",
 }
 DISTRIBUTIONS = list(OWNED_DIR)
 
@@ -168,7 +169,7 @@ def test_wheel_contains_only_its_own_package(wheelhouse: Path, dist: str) -> Non
     else:
         assert "molexp/__init__.py" in names
         assert "molexp/workspace/__init__.py" in names
-        for sibling in ("workflow", "cli"):
+        for sibling in ("workflow", "cli", "server"):
             assert not [n for n in names if n.startswith(f"molexp/{sibling}/")]
 
 
@@ -250,6 +251,13 @@ def test_cli_alone(install: Installer, tmp_path: Path) -> None:
     version = _run([str(venv.bin / "molexp"), "--version"], cwd=tmp_path, env=env)
     assert _version("molexp-cli") in version
     venv.run_python("import molexp as me, molexp.cli, molexp.workflow", cwd=tmp_path)
+    # `molexp serve` needs the `server` extra, and says so.
+    serve = subprocess.run(
+        [str(venv.bin / "molexp"), "serve", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert serve.returncode == 1 and "molexp-cli[server]" in serve.stderr, serve.stderr
 
 
 def test_storage_s3_alone(install: Installer, tmp_path: Path) -> None:
@@ -269,5 +277,55 @@ def test_storage_s3_alone(install: Installer, tmp_path: Path) -> None:
         assert importlib.util.find_spec("molexp.workflow") is None, "molexp.workflow importable"
         assert importlib.util.find_spec("molexp.cli") is None, "molexp.cli importable"
         """,
+        cwd=tmp_path,
+    )
+
+
+def test_server_alone(install: Installer, tmp_path: Path) -> None:
+    venv = install("molexp-server")
+    assert _installed_molexp_dists(venv, tmp_path) == _expected("molexp-server", "molexp-workspace")
+    # One real thing: serve a workspace from a separate process and read its runs over HTTP.
+    venv.run_python(
+        """
+        import importlib.util
+        import json
+        import re
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+        from pathlib import Path
+
+        import molexp as me
+        import molexp.server
+
+        for name in ("molexp.workflow", "molexp.cli", "s3fs"):
+            assert importlib.util.find_spec(name) is None, f"{name} is installed"
+        ws = me.Workspace(Path(sys.argv[1]), name="Lab")
+        run = ws.Project("demo").Experiment("e", params={"lr": 0.1}).Run()
+        with run.start() as ctx:
+            ctx.set_result("loss", 0.5)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "molexp.server", sys.argv[1], "--port", "0", "--no-warm"],
+            stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            url = re.search(r"molexp serve: (\\S+)", proc.stderr.readline()).group(1)
+            for _ in range(200):
+                try:
+                    with urllib.request.urlopen(url + "api/projects/demo/experiments/e/runs") as r:
+                        page = json.load(r)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            assert page["total"] == 1 and page["items"][0]["results"] == {"loss": 0.5}, page
+            with urllib.request.urlopen(url) as r:
+                assert "demo" in r.read().decode()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            proc.stderr.close()
+        """,
+        str(tmp_path / "lab"),
         cwd=tmp_path,
     )

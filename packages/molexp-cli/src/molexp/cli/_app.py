@@ -127,11 +127,23 @@ def main() -> None:
 
 
 def _register() -> None:
-    from molexp.cli import _execute_cmd, _inspect, _run_cmd
+    from molexp.cli import (
+        _diff,
+        _execute_cmd,
+        _export,
+        _inspect,
+        _lineage,
+        _run_cmd,
+        _serve_cmd,
+    )
 
     main.add_command(_run_cmd.run)
     main.add_command(_execute_cmd.execute)
     _inspect.register(main)
+    _diff.register(main)  # runs diff (needs the `runs` group from _inspect)
+    _lineage.register(main)  # assets lineage (needs the `assets` group from _inspect)
+    _export.register(main)
+    main.add_command(_serve_cmd.serve)  # imports molexp-server only when it runs
 
 
 _register()
