@@ -281,7 +281,7 @@ class Catalog:
                 index.upsert(db, [record], committed=False)
             return index
 
-        index = self._recovering(pending)
+        self._recovering(pending)
         write()
         # A damaged index found now is rebuilt from the records, this one included.
         self._recovering(lambda: self.index.commit(record))
