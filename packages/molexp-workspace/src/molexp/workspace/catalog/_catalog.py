@@ -275,6 +275,7 @@ class Catalog:
     def register(self, record: AssetRecord, write: Callable[[], None]) -> None:
         """Index ``record`` around ``write`` (which writes the record file): an interrupted write
         leaves a pending row that the next reader reconciles with what is on disk."""
+
         def pending() -> Index:
             index = self.index
             with index.transaction() as db:
