@@ -66,9 +66,10 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per module: Playwright's sync API keeps an event loop running in
+    this thread until it stops, which would break every asyncio test collected after it."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -48,7 +48,9 @@ def execute(run_ref: str, script: Path | None, fresh: bool, workspace: str | Non
         registered_experiment,
     )
     from molexp.cli._script import import_script
+    from molexp.cli.executors import install_termination_handler, worker_labels
 
+    install_termination_handler()  # SIGTERM (scancel, a time limit) cancels the run cleanly
     run = resolve_run(run_ref, workspace)
     name = qualified_id(run)
     script_path = recorded_script(run, script.expanduser().resolve() if script else None)
@@ -83,6 +85,7 @@ def execute(run_ref: str, script: Path | None, fresh: bool, workspace: str | Non
         profile_name=profile.name if profile.config is not None else None,
         labels=attempt_labels(loaded),
         fresh=fresh,
+        record_labels=worker_labels(),
     )
     elapsed = duration(time.perf_counter() - start)
     if status == "succeeded":

@@ -87,8 +87,11 @@ def registered_experiment(script: LoadedScript, run: Run) -> Experiment | None:
     return None
 
 
-def _stamp(run: Run, labels: Mapping[str, str]) -> None:
-    """Record ``labels`` on the run and on its current execution record.
+def _stamp(
+    run: Run, labels: Mapping[str, str], record_labels: Mapping[str, str] | None = None
+) -> None:
+    """Record ``labels`` on the run and on its current execution record, and ``record_labels``
+    (where this attempt runs: a Slurm job, a Dask worker) on the execution record only.
 
     Called by the run's owner while its context is entered; the workflow layer's snapshot write
     (or the attempt's end) persists them.
@@ -98,6 +101,7 @@ def _stamp(run: Run, labels: Mapping[str, str]) -> None:
         history = run.metadata.execution_history
         if history:
             history[-1].labels.update(labels)
+            history[-1].labels.update(record_labels or {})
 
 
 def execute_in_process(
@@ -108,6 +112,7 @@ def execute_in_process(
     profile_name: str | None,
     labels: Mapping[str, str],
     fresh: bool,
+    record_labels: Mapping[str, str] | None = None,
 ) -> str:
     """Execute ``run`` here: one attempt, returning its final status.
 
@@ -117,7 +122,7 @@ def execute_in_process(
     exception; an exception from the machinery is recorded on the run (failed) and re-raised.
     """
     with run.start(profile_config, profile_name=profile_name):
-        _stamp(run, labels)
+        _stamp(run, labels, record_labels)
         asyncio.run(workflow.execute(run, resume=not fresh))
     return run.status.value
 
@@ -143,7 +148,9 @@ class Children:
 
     def run(self, run_dir: str, *, fresh: bool) -> ChildResult:
         """Execute one run in a child process and wait for it."""
-        command = [sys.executable, "-m", "molexp.cli", "execute", run_dir]
+        # -P: the current directory stays off sys.path, so the script is imported under the same
+        # module name as in `molexp run` (it is recorded in the workflow's entrypoint).
+        command = [sys.executable, "-P", "-m", "molexp.cli", "execute", run_dir]
         if fresh:
             command.append("--fresh")
         start = time.perf_counter()

@@ -288,19 +288,34 @@ def runs_list(
     rows = _ordered(rows, sort, desc)
     if limit is not None:
         rows = rows[:limit]
+    from molexp.cli.executors._jobs import job_states
+
+    jobs = job_states(row.location for row in rows)  # Slurm jobs, from submission.json
     if as_json:
-        print_json([run_json(row) for row in rows])
+        print_json([{**run_json(row), "job": _job_json(jobs.get(row.location))} for row in rows])
         return
     if not rows:
         echo("no runs")
         return
+    job_column = ("job",) if jobs else ()
     table(
-        ("id", "experiment", "status", "profile", "started", "time", "params", "results"),
+        (
+            "id",
+            "experiment",
+            "status",
+            *job_column,
+            "profile",
+            "started",
+            "time",
+            "params",
+            "results",
+        ),
         [
             (
                 row.id,
                 f"{row.project}/{row.experiment}",
                 shown_status(row.record),
+                *((jobs[row.location].text if row.location in jobs else "-",) if jobs else ()),
                 str(row.record.get("profile_name") or "-"),
                 short_time(row.record.get("started_at")),
                 _time(row.record),
@@ -310,6 +325,12 @@ def runs_list(
             for row in rows
         ],
     )
+
+
+def _job_json(job: Any) -> dict[str, str] | None:
+    if job is None:
+        return None
+    return {"executor": job.executor, "id": job.job_id, "state": job.state}
 
 
 def _time(record: Mapping[str, Any]) -> str:
@@ -412,6 +433,12 @@ def runs_cancel(run_ref: str, reason: str, workspace: str | None) -> None:
 
     run = resolve_run(run_ref, workspace)
     name = qualified_id(run)
+    from molexp.cli.executors._jobs import cancel_job
+
+    through_job = cancel_job(run, reason)  # a run with a queued or running Slurm job: scancel
+    if through_job is not None:
+        echo(f"{name}: {through_job}")
+        return
     status = run.status.value
     if status in ("succeeded", "failed", "cancelled"):
         raise CliError(f"run {name} has already finished ({status}); there is nothing to cancel")

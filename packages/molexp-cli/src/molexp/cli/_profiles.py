@@ -17,6 +17,10 @@ first) and then the profile itself, then every ``--override a.b=value`` in order
 key by key; any other value (lists included) replaces what was there. Values are JSON values:
 numbers written ``1e-3`` are floats (YAML 1.2), dates stay strings.
 
+An ``executor:`` section (at the top level, or in a profile, merged along the same ``extends``
+chain) says where ``molexp run`` executes runs; it is kept out of the config, so it never changes
+a run's ``config_hash`` or id (see :mod:`molexp.cli.executors`).
+
 PyYAML is imported only when a config file or an override is actually read.
 """
 
@@ -38,8 +42,11 @@ if TYPE_CHECKING:
 
 CONFIG_FILE_NAME = "molcfg.yaml"
 SUPPORTED_VERSION = 1
-_TOP_LEVEL_KEYS = ("version", "defaults", "profiles")
+_TOP_LEVEL_KEYS = ("version", "defaults", "profiles", "executor")
 _EXTENDS = "extends"
+_EXECUTOR = "executor"
+"""Where runs execute (``molexp run --executor``): a top-level section and a per-profile key,
+kept out of the config tasks see (see :mod:`molexp.cli.executors`)."""
 
 # YAML 1.2 floats: PyYAML (YAML 1.1) reads `1e-3` as a string; researchers write it everywhere.
 _FLOAT_12 = re.compile(
@@ -72,6 +79,9 @@ class Profile:
     """The config file it came from, if any."""
     overrides: tuple[str, ...] = field(default=())
     """The ``--override`` arguments applied, as given."""
+    executor: dict[str, Any] = field(default_factory=dict)
+    """The merged ``executor:`` settings (top level, the ``extends`` chain, the profile); not
+    part of :attr:`config`, so they never change a run's ``config_hash``."""
 
     @property
     def config_hash(self) -> str:
@@ -94,6 +104,10 @@ class ConfigFile:
     defaults: dict[str, Any]
     profiles: dict[str, dict[str, Any]]
     extends: dict[str, tuple[str, ...]]
+    executor: dict[str, Any] = field(default_factory=dict)
+    """The top-level ``executor:`` section."""
+    executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each profile's own ``executor:`` section (kept out of its config)."""
 
     @property
     def names(self) -> list[str]:
@@ -159,6 +173,24 @@ def _yaml_problem(exc: Exception) -> tuple[int | None, int | None, str]:
     return mark.line + 1, mark.column + 1, text
 
 
+#: How deeply a config value may nest: the workspace layer stores at most 100 levels
+#: (``molexp.workspace._records.MAX_DEPTH``), counted from the run's config mapping.
+_MAX_DEPTH = 99
+
+#: What PyYAML's constructors raise besides ``YAMLError`` for text they cannot build a value from:
+#: ``!!float abc`` and ``!!int x`` (ValueError, also for an integer of more than 4300 digits),
+#: ``!!bool x`` (KeyError), and nesting deeper than the interpreter's recursion limit.
+_CONSTRUCTOR_ERRORS = (ValueError, KeyError, RecursionError)
+
+
+def _constructor_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "the value is nested too deeply"
+    if isinstance(exc, KeyError):
+        return f"a tagged value cannot be read ({exc.args[0]!r} is not valid for its tag)"
+    return f"a tagged value cannot be read ({exc})"
+
+
 def _load_yaml(text: str, *, origin: str) -> Any:
     import yaml
 
@@ -168,20 +200,65 @@ def _load_yaml(text: str, *, origin: str) -> Any:
         line, column, problem = _yaml_problem(exc)
         where = f"{origin}, line {line}, column {column}" if line is not None else origin
         raise ProfileError(f"malformed YAML in {where}: {problem}") from None
+    except _CONSTRUCTOR_ERRORS as exc:
+        raise ProfileError(f"malformed YAML in {origin}: {_constructor_problem(exc)}") from None
 
 
 # -- validation ------------------------------------------------------------------------------------
 
 
-def _json_value(value: Any, where: str, origin: str) -> Any:
-    """``value`` if it is made of JSON values only; a clear error naming ``where`` otherwise."""
-    stack: list[tuple[Any, str]] = [(value, where)]
+def _utf8(text: str, what: str, origin: str) -> None:
+    """Refuse a string UTF-8 cannot encode (a lone surrogate, e.g. YAML's ``"\\ud800"``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ProfileError(
+            f"{origin}: {what} holds {text[exc.start : exc.end]!r}, which is not valid UTF-8 "
+            "text (a lone surrogate)"
+        ) from None
+
+
+def _json_value(value: Any, where: str, origin: str, *, depth: int = 1) -> Any:
+    """``value`` if it is made of JSON values only; a clear error naming ``where`` otherwise.
+
+    YAML anchors and aliases may share a list or mapping between places (checked again only
+    where it sits deeper), but not nest one inside itself (``&a [*a]``), which no JSON value can
+    hold.
+    """
+    # Depth-first, without recursion: a container is "open" until its members are checked.
+    stack: list[tuple[Any, str, bool, int]] = [(value, where, False, depth)]
+    open_: set[int] = set()
+    done: dict[int, int] = {}  # id -> the deepest place it was checked at
     while stack:
-        item, path = stack.pop()
-        if item is None or isinstance(item, (bool, int, float, str)):
+        item, path, closing, depth = stack.pop()
+        if closing:
+            open_.discard(id(item))
+            done[id(item)] = max(done.get(id(item), 0), depth)
             continue
+        if isinstance(item, str):
+            _utf8(item, f"the value at {path}", origin)
+            continue
+        if item is None or isinstance(item, (bool, int, float)):
+            continue
+        if isinstance(item, (list, dict)):
+            if id(item) in open_:
+                raise ProfileError(
+                    f"{origin}: the value at {path} refers back to a value that contains it (a "
+                    "YAML alias inside its own anchor); config values must be finite JSON values"
+                )
+            if depth > _MAX_DEPTH:
+                raise ProfileError(
+                    f"{origin}: the value at {path[:120]} is nested more than {_MAX_DEPTH} levels "
+                    "deep; a run cannot store it"
+                )
+            if done.get(id(item), 0) >= depth:
+                continue
+            open_.add(id(item))
+            stack.append((item, path, True, depth))
         if isinstance(item, list):
-            stack.extend((member, f"{path}[{i}]") for i, member in enumerate(item))
+            stack.extend(
+                (member, f"{path}[{i}]", False, depth + 1) for i, member in enumerate(item)
+            )
         elif isinstance(item, dict):
             for key, member in item.items():
                 if not isinstance(key, str):
@@ -189,7 +266,8 @@ def _json_value(value: Any, where: str, origin: str) -> Any:
                         f"{origin}: key {key!r} under {path or 'the top level'} is a "
                         f"{type(key).__name__}; config keys must be strings (quote it)"
                     )
-                stack.append((member, f"{path}.{key}" if path else key))
+                _utf8(key, f"the key {key!r} under {path or 'the top level'}", origin)
+                stack.append((member, f"{path}.{key}" if path else key, False, depth + 1))
         else:
             raise ProfileError(
                 f"{origin}: the value at {path} is a {type(item).__name__}; config values must be "
@@ -246,10 +324,14 @@ def parse_config(text: str, path: Path) -> ConfigFile:
         )
     profiles: dict[str, dict[str, Any]] = {}
     extends: dict[str, tuple[str, ...]] = {}
+    executors: dict[str, dict[str, Any]] = {}
     for name, body in declared.items():
         if not isinstance(name, str) or not name.strip():
             raise ProfileError(f"{origin}: profile name {name!r} must be a non-empty string")
         content = _mapping(body, f"profiles.{name}", origin)
+        executors[name] = _mapping(
+            content.pop(_EXECUTOR, None), f"profiles.{name}.{_EXECUTOR}", origin
+        )
         parents = content.pop(_EXTENDS, None)
         if parents is None:
             extends[name] = ()
@@ -270,7 +352,14 @@ def parse_config(text: str, path: Path) -> ConfigFile:
                     f"{origin}: profile {name!r} extends unknown profile {parent!r}"
                     f"{_suggest(parent, profiles)}; known profiles: {_known(profiles)}"
                 )
-    return ConfigFile(path=path, defaults=defaults, profiles=profiles, extends=extends)
+    return ConfigFile(
+        path=path,
+        defaults=defaults,
+        profiles=profiles,
+        extends=extends,
+        executor=_mapping(raw.get(_EXECUTOR), _EXECUTOR, origin),
+        executors=executors,
+    )
 
 
 def read_config(path: Path) -> ConfigFile:
@@ -363,6 +452,20 @@ def resolve(config: ConfigFile | None, name: str | None) -> dict[str, Any]:
     return merged
 
 
+def resolve_executor(config: ConfigFile | None, name: str | None) -> dict[str, Any]:
+    """The merged ``executor:`` settings of profile ``name``: the top-level section, then the
+    sections of its ``extends`` chain and its own (an unknown profile was refused by
+    :func:`resolve`)."""
+    if config is None:
+        return {}
+    merged = deep_merge({}, config.executor)
+    if name is None or name not in config.profiles:
+        return merged
+    for profile in _linearize(config, name):
+        merged = deep_merge(merged, config.executors.get(profile, {}))
+    return merged
+
+
 # -- overrides -------------------------------------------------------------------------------------
 
 
@@ -374,6 +477,12 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         raise ProfileUsageError(
             f"bad --override {text!r}: expected KEY=VALUE with a dotted key, e.g. train.lr=0.01"
         )
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the terminal's encoding could not decode
+        raise ProfileUsageError(
+            f"bad --override {text!r}: the key {key!r} is not valid UTF-8 text"
+        ) from None
     import yaml
 
     try:
@@ -384,8 +493,14 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         raise ProfileUsageError(
             f"bad --override {text!r}: the value {raw!r} is not valid YAML{at}: {problem}"
         ) from None
+    except _CONSTRUCTOR_ERRORS as exc:
+        raise ProfileUsageError(
+            f"bad --override {text!r}: the value {raw!r} is not valid YAML: "
+            f"{_constructor_problem(exc)}"
+        ) from None
     try:
-        _json_value(value, ".".join(path), f"--override {text!r}")
+        # The value sits len(path) mappings deep in the config.
+        _json_value(value, ".".join(path), f"--override {text!r}", depth=len(path))
     except ProfileError as exc:
         raise ProfileUsageError(str(exc)) from None
     return path, value
@@ -439,4 +554,10 @@ def load_profile(
     merged = resolve(config_file, name)
     for text, key, value in parsed:
         apply_override(merged, key, value, text)
-    return Profile(name=name, config=merged, source=path, overrides=tuple(overrides))
+    return Profile(
+        name=name,
+        config=merged,
+        source=path,
+        overrides=tuple(overrides),
+        executor=resolve_executor(config_file, name),
+    )

@@ -13,12 +13,14 @@ import click
 
 from molexp.cli._errors import EXIT_FAILURE, CliError, UsageError
 from molexp.cli._format import print_json, warn
+from molexp.cli.executors import executor_options
 
 if TYPE_CHECKING:
     from molexp.cli._plan import Plan, PlannedRun
     from molexp.cli._profiles import Profile
     from molexp.cli._progress import Display, Outcome
     from molexp.cli._script import LoadedScript
+    from molexp.cli.executors import ExecutionReport, Executor, ExecutorFlags
     from molexp.workspace import Run
 
 MAX_SKIP_LINES = 20
@@ -66,8 +68,10 @@ _NO_WORKSPACE = (
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Runs at once. Above 1, each run executes in its own process (`molexp execute`).",
+    help="Runs at once. Above 1, each run executes in its own process (`molexp execute`). "
+    "dask: the LocalCluster's workers; slurm: the job array's concurrency limit.",
 )
+@executor_options
 @click.option("--project", "projects", multiple=True, metavar="ID", help="Only this project.")
 @click.option(
     "--experiment", "experiments", multiple=True, metavar="ID", help="Only this experiment."
@@ -85,6 +89,7 @@ def run(
     projects: tuple[str, ...],
     experiments: tuple[str, ...],
     as_json: bool,
+    executor_flags: ExecutorFlags,
 ) -> None:
     """Execute the experiments that SCRIPT binds to workflows.
 
@@ -99,11 +104,19 @@ def run(
       --resume  executes them again; tasks that finished are reused
       --rerun   executes every run again (succeeded ones too), all tasks from scratch
 
-    The exit code is 0 when every run succeeded (or already had), 1 otherwise.
+    \b
+    Where runs execute (--executor, or executor: in molcfg.yaml):
+      local   this process, or --jobs N child processes (the default)
+      dask    one task per run on a Dask cluster (--address, else a LocalCluster)
+      slurm   one sbatch job per run, or a job array (--array); --wait follows them
+
+    The exit code is 0 when every run succeeded (or already had), 1 otherwise. Runs submitted to
+    Slurm without --wait count as done once submitted.
     """
     from molexp.cli._plan import Mode, plan_runs
     from molexp.cli._profiles import load_profile
     from molexp.cli._script import import_script
+    from molexp.cli.executors import make_executor, resolve_settings
 
     if resume and rerun:
         raise UsageError(
@@ -117,6 +130,11 @@ def run(
         config=config_file,
         overrides=overrides,
         search=(script_path.parent, Path.cwd()),
+    )
+    source = click.get_current_context().get_parameter_source("jobs")
+    given = source is not None and source.name != "DEFAULT"
+    executor = make_executor(
+        resolve_settings(profile, executor_flags, jobs=jobs if given else None)
     )
     loaded = import_script(script_path)
     if not loaded.workspaces:
@@ -143,11 +161,13 @@ def run(
         )
     if not as_json:
         _header(script, loaded, profile, plan, dry_run=dry_run)
+        if executor.name != "local":
+            click.echo(f"executor: {executor.describe()}")
     if dry_run:
         _report_dry_run(plan, profile, as_json=as_json)
         return
-    outcomes = _execute(plan, loaded, profile, jobs=jobs, quiet=as_json)
-    code = _summarize(plan, outcomes, profile, as_json=as_json)
+    report = _execute(plan, loaded, profile, executor=executor, quiet=as_json)
+    code = _summarize(plan, report.outcomes, profile, as_json=as_json, report=report)
     if code:
         sys.exit(code)
 
@@ -224,11 +244,20 @@ def _report_dry_run(plan: Plan, profile: Profile, *, as_json: bool) -> None:
     click.echo("dry run: " + ", ".join(f"{n} {action}" for action, n in counts.items()))
 
 
-def _summarize(plan: Plan, outcomes: dict[str, Outcome], profile: Profile, *, as_json: bool) -> int:
+def _summarize(
+    plan: Plan,
+    outcomes: dict[str, Outcome],
+    profile: Profile,
+    *,
+    as_json: bool,
+    report: ExecutionReport | None = None,
+) -> int:
     """Print the summary; return the exit code."""
     executed = [p for p in plan.runs if p.run_id in outcomes]
     failed_runs = [p for p in executed if not outcomes[p.run_id].ok]
     problems = [p for p in plan.skipped if not p.ok]
+    submitted = report.submitted if report is not None else {}
+    held = report.skipped if report is not None else {}
     if as_json:
         rows = []
         for planned in plan.runs:
@@ -240,6 +269,10 @@ def _summarize(plan: Plan, outcomes: dict[str, Outcome], profile: Profile, *, as
                     error=outcome.error if outcome else None,
                 )
             )
+            if planned.run_id in submitted:
+                rows[-1].update(status="submitted", job=submitted[planned.run_id].job_id)
+            if planned.run_id in held:
+                rows[-1].update(action="skip", reason=held[planned.run_id])
         print_json(
             {
                 "profile": profile.name,
@@ -258,7 +291,19 @@ def _summarize(plan: Plan, outcomes: dict[str, Outcome], profile: Profile, *, as
         parts.append(f"{len(plan.skipped) - len(problems)} skipped (already succeeded)")
     if problems:
         parts.append(f"{len(problems)} skipped (not succeeded)")
+    if submitted:
+        parts.append(f"{len(submitted)} submitted to Slurm")
+    if held:
+        parts.append(f"{len(held)} skipped (a Slurm job for them is queued)")
     click.echo(f"summary: {len(plan.runs)} run(s): " + ", ".join(parts))
+    if submitted:
+        from molexp.cli.executors._jobs import describe_jobs
+
+        click.echo(
+            f"submitted as Slurm job(s) {describe_jobs(s.job_id for s in submitted.values())}; "
+            "follow them with `molexp runs list` (or submit with --wait), stop one with "
+            "`molexp runs cancel RUN`"
+        )
     if not failed_runs and not problems:
         return 0
     click.echo(f"{len(failed_runs) + len(problems)} run(s) did not succeed:")
@@ -313,13 +358,13 @@ def _ensure_run(planned: PlannedRun, loaded: LoadedScript, profile: Profile) -> 
 
 
 def _execute(
-    plan: Plan, loaded: LoadedScript, profile: Profile, *, jobs: int, quiet: bool
-) -> dict[str, Outcome]:
+    plan: Plan, loaded: LoadedScript, profile: Profile, *, executor: Executor, quiet: bool
+) -> ExecutionReport:
     from molexp.cli._progress import make_display
+    from molexp.cli.executors import Batch
 
     todo = plan.to_execute
     display = _NullDisplay() if quiet else make_display(len(todo))
-    outcomes: dict[str, Outcome] = {}
     with display:
         done = [p for p in plan.skipped if p.ok]
         if len(done) > MAX_SKIP_LINES:
@@ -327,11 +372,9 @@ def _execute(
         for planned in plan.skipped:
             if not planned.ok or len(done) <= MAX_SKIP_LINES:
                 display.note(f"skipped    {planned.qualified}  ({planned.reason})")
-        if jobs == 1:
-            _execute_here(todo, loaded, profile, display, outcomes)
-        else:
-            _execute_in_children(todo, loaded, profile, display, outcomes, jobs=jobs)
-    return outcomes
+        return executor.execute(
+            Batch(todo, loaded, profile, display, lambda p: _ensure_run(p, loaded, profile))
+        )
 
 
 def _execute_here(
