@@ -23,7 +23,7 @@ from molexp.workspace._payload import copy_in, hash_bytes
 from molexp.workspace._records import check_params, check_tags, read_record, write_record
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from molexp.workspace._context import RunContext
 
@@ -94,25 +94,45 @@ def register_run_asset(
     return asset
 
 
-def _put(ctx: RunContext, data: Any, key: str, what: str) -> tuple[int, str, str]:
+def _prepare(ctx: RunContext, data: Any, key: str, what: str) -> Callable[[], tuple[int, str, str]]:
+    """Check and encode ``data`` (a bad value is refused here, before anything is written), and
+    return the function that writes it to ``key``: it returns size, content hash and encoding."""
     storage = ctx.run.storage
     if isinstance(data, os.PathLike):
         src = Path(data)
         if not src.exists():
             raise NotFoundError(f"{what}: the file {src} does not exist")
-        if src.is_dir():
-            storage.remove(key, recursive=True)
+
+        def put_path() -> tuple[int, str, str]:
+            if src.is_dir():
+                storage.remove(key, recursive=True)
+                size, content_hash = copy_in(storage, src, key)
+                return size, content_hash, "directory"
+            if storage.is_dir(key):  # replacing a directory saved under this name earlier
+                storage.remove(key, recursive=True)
             size, content_hash = copy_in(storage, src, key)
-            return size, content_hash, "directory"
+            return size, content_hash, "file"
+
+        return put_path
+    payload, encoding = encode(data, what)
+
+    def put_bytes() -> tuple[int, str, str]:
         if storage.is_dir(key):  # replacing a directory saved under this name earlier
             storage.remove(key, recursive=True)
-        size, content_hash = copy_in(storage, src, key)
-        return size, content_hash, "file"
-    payload, encoding = encode(data, what)
-    if storage.is_dir(key):  # replacing a directory saved under this name earlier
-        storage.remove(key, recursive=True)
-    storage.write_bytes(key, payload)
-    return len(payload), hash_bytes(payload), encoding
+        storage.write_bytes(key, payload)
+        return len(payload), hash_bytes(payload), encoding
+
+    return put_bytes
+
+
+def _put(ctx: RunContext, data: Any, key: str, what: str) -> tuple[int, str, str]:
+    return _prepare(ctx, data, key, what)()
+
+
+def _restore(ctx: RunContext, record: AssetRecord) -> None:
+    """Register a withdrawn asset again (its payload was not touched)."""
+    storage = ctx.run.storage
+    ctx.workspace.catalog.register(record, lambda: write_record(storage, record.record, record))
 
 
 class ArtifactStore:
@@ -137,13 +157,28 @@ class ArtifactStore:
         tags = check_tags(tags, what=f"tags of artifact {name!r}")
         meta = check_params(meta, what=f"meta of artifact {name!r}")
         key = f"{ctx.run.key}/artifacts/{name}"
-        size, content_hash, encoding = _put(ctx, data, key, f"artifact {name!r}")
+        record_key = f"{ctx.run.key}/.assets/artifact/{name}.json"
+        put = _prepare(ctx, data, key, f"artifact {name!r}")
+        # Saving a name again: the old asset is withdrawn before its payload changes, so that a
+        # record never describes another payload (a process killed meanwhile leaves the old
+        # artifact, the new one, or none).
+        catalog = ctx.workspace.catalog
+        withdrawn = catalog.withdraw(record_key=record_key)
+        try:
+            size, content_hash, encoding = put()
+        except BaseException:
+            in_place = not (isinstance(data, os.PathLike) and Path(data).is_dir())
+            for old in withdrawn:
+                if old.encoding != "directory" and in_place:
+                    # A file is replaced atomically: the old payload is intact, so is its asset.
+                    _restore(ctx, old)
+            raise
         record = register_run_asset(
             ctx,
             kind=AssetKind.ARTIFACT,
             name=name,
             payload=key,
-            record=f"{ctx.run.key}/.assets/artifact/{name}.json",
+            record=record_key,
             size=size,
             content_hash=content_hash,
             encoding=encoding,

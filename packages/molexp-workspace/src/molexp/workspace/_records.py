@@ -107,16 +107,18 @@ MAX_DEPTH = 100
 
 
 def _too_deep(value: Any, limit: int) -> str | None:
-    """The path of the first list or dict nested more than ``limit`` levels, if any."""
+    """The path of the first list or dict nested more than ``limit`` levels, if any (a value
+    shared between places is walked again only where it sits deeper, so this is linear in the
+    size of the value times ``limit`` at most, and ends on a value that contains itself)."""
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
-    seen: set[int] = set()
+    deepest: dict[int, int] = {}
     while stack:
         item, depth, path = stack.pop()
-        if not isinstance(item, (Mapping, list, tuple)) or id(item) in seen:
+        if not isinstance(item, (Mapping, list, tuple)) or deepest.get(id(item), 0) >= depth:
             continue
         if depth > limit:
             return path
-        seen.add(id(item))
+        deepest[id(item)] = depth
         if isinstance(item, Mapping):
             stack.extend((v, depth + 1, f"{path}[{k!r}]") for k, v in item.items())
         else:

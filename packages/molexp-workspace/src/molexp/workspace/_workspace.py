@@ -242,13 +242,24 @@ class Workspace:
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything beneath it."""
         check_id(project_id, what="project id")
-        if not self.storage.exists(f"projects/{project_id}/project.json"):
+        key = f"projects/{project_id}"
+        if not self.storage.exists(f"{key}/project.json"):
             raise NotFoundError(f"no project {project_id!r} in workspace {self.url}")
-        self.storage.remove(f"projects/{project_id}", recursive=True)
+        # Killed at any instant, this leaves the catalog matching what is left, and the project
+        # listed (so that deleting it again finishes the job) until the end: the assets are
+        # withdrawn from the catalog with their records before any payload goes, and
+        # project.json goes last.
+        self.catalog.withdraw(project_id=project_id)
+        for child in self.storage.list(key):
+            if child != "project.json":
+                self.storage.remove(f"{key}/{child}", recursive=True)
+        self.storage.remove(key, recursive=True)
+        # Rows the index did not hold as committed (and, on a remote store, other machines'
+        # caches, through the journal) are dropped too.
+        self.catalog.forget(project_id=project_id)
         project = self._projects.pop(project_id, None)
         if project is not None:
             project.deleted = True
-        self.catalog.forget(project_id=project_id)
 
     def __repr__(self) -> str:
         return f"Workspace({self.url!r}, name={self.name!r})"

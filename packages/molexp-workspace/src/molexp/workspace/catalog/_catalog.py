@@ -52,6 +52,8 @@ def cache_dir() -> Path:
 
 
 _T = TypeVar("_T")
+#: The index columns that name what :meth:`Catalog.forget` and :meth:`Catalog.withdraw` drop.
+_FORGET_COLUMNS = ("project_id", "experiment_id", "run_id", "record_key")
 
 #: SQLite's result codes for a damaged database file: SQLITE_CORRUPT and SQLITE_NOTADB.
 _DAMAGED = (11, 26)
@@ -289,33 +291,36 @@ class Catalog:
         if self._journaled:
             self._journal(self.index, {"record": record.model_dump(mode="json")})
 
-    def withdraw(self, record_key: str) -> AssetRecord | None:
-        """Withdraw the asset recorded at ``record_key`` before its payload is replaced, and
-        return its record (None if there is none).
+    def withdraw(self, **scope: str) -> list[AssetRecord]:
+        """Withdraw the assets of a scope (``project_id=...`` and below) or of one record
+        (``record_key=...``) before their files are removed or replaced; return their records.
 
-        The row is marked pending, the record file removed, then the row dropped: a process
-        killed at any instant leaves the old asset whole (a reconcile commits it again) or no
-        asset, never the old record over a new payload.
+        Their rows are marked pending, their record files removed, then the rows dropped: a
+        process killed at any instant leaves each asset whole (a reconcile commits it again) or
+        gone, and never a record over a removed or replaced payload.
         """
+        columns = [c for c in scope if c in _FORGET_COLUMNS]
+        if not columns:
+            return []
+        clauses = " AND ".join(f"{column} = ?" for column in columns)
+        values = tuple(scope[c] for c in columns)
 
-        def withdraw() -> AssetRecord | None:
+        def mark() -> list[AssetRecord]:
             index = self.index
             with index.transaction() as db:
-                row = db.execute(
-                    "SELECT record FROM assets WHERE record_key = ? AND committed = 1",
-                    (record_key,),
-                ).fetchone()
-                if row is None:
-                    return None
-                db.execute("UPDATE assets SET committed = 0 WHERE record_key = ?", (record_key,))
-            return AssetRecord.model_validate_json(row[0])
+                rows = db.execute(
+                    f"SELECT record FROM assets WHERE committed = 1 AND {clauses}", values
+                ).fetchall()
+                db.execute(f"UPDATE assets SET committed = 0 WHERE {clauses}", values)
+            return [AssetRecord.model_validate_json(row[0]) for row in rows]
 
-        old = self._recovering(withdraw)
-        if old is None:
-            return None
-        self.workspace.storage.remove(record_key)
-        self.forget(record_key=record_key)
-        return old
+        withdrawn = self._recovering(mark)
+        if not withdrawn:
+            return []
+        for record in withdrawn:
+            self.workspace.storage.remove(record.record)
+        self.forget(**scope)
+        return withdrawn
 
     # -- the journal of a remote store ----------------------------------------------------------
     #
@@ -394,7 +399,7 @@ class Catalog:
 
     @staticmethod
     def _forget_rows(index: Index, scope: dict[str, str]) -> None:
-        columns = [c for c in scope if c in ("project_id", "experiment_id", "run_id", "record_key")]
+        columns = [c for c in scope if c in _FORGET_COLUMNS]
         if not columns:
             return
         clauses = " AND ".join(f"{column} = ?" for column in columns)

@@ -11,7 +11,7 @@ from typing import IO, Any, ClassVar
 
 from molexp.workspace._errors import StorageError
 
-_BAD_KEY = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|[\x00\\]")
+_BAD_KEY = re.compile(r"(?:^|/)\.{0,2}(?:/|\Z)|[\x00\\]")
 
 
 def check_key(key: str) -> str:
