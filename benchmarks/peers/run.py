@@ -1,7 +1,8 @@
 """molexp side by side with signac, MLflow, Prefect and Dask: one command, one machine, one run.
 
-    python benchmarks/peers/run.py            # the full comparison (about 15-30 minutes)
+    python benchmarks/peers/run.py            # the full comparison (about an hour on 2 vCPUs)
     python benchmarks/peers/run.py --quick    # smaller sizes, fewer repetitions (a few minutes)
+    python benchmarks/peers/run.py --parts tracking --peers signac   # molexp vs signac only
 
 The first call creates ``.bench-venv/`` at the repository root (never the development
 environment) and installs into it molexp's packages from ``packages/*`` (editable) and the peers
@@ -608,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help=f"peers to measure, a subset of {','.join(PEERS)}"
+    )
     parser.add_argument("--runs", default=None, help="tracking sizes (default 1000,10000)")
     parser.add_argument("--block", type=int, default=None, help="runs per interleaved block")
     parser.add_argument("--lookups", type=int, default=None, help="runs opened by id per size")
@@ -641,6 +645,9 @@ def main(argv: list[str] | None = None) -> int:
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if unknown := set(parts) - set(PARTS):
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    peers = {p.strip() for p in args.peers.split(",") if p.strip()}
+    if unknown := peers - set(PEERS):
+        parser.error(f"unknown peers: {', '.join(sorted(unknown))} (known: {', '.join(PEERS)})")
     quick = args.quick
     sizes = [int(x) for x in (args.runs or ("200,2000" if quick else "1000,10000")).split(",")]
     block = args.block or (50 if quick else 100)
@@ -648,7 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     tasks = args.tasks or (200 if quick else 1000)
     reps = args.reps or (3 if quick else 5)
     catalog_runs = args.catalog_runs or (100 if quick else 1000)
-    write_docs = args.write_docs or (not args.no_docs and not quick and parts == list(PARTS))
+    complete = parts == list(PARTS) and peers == set(PEERS)
+    write_docs = args.write_docs or (not args.no_docs and not quick and complete)
 
     base = Path(tempfile.mkdtemp(prefix="molexp-peers-", dir=args.dir))
     res = Results(quick=quick, started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -658,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     for peer in PEERS:
         if peer not in res.unavailable and res.versions.get(peer) == "not installed":
             res.unavailable[peer] = "not installed in .bench-venv"
+        if peer not in peers:
+            res.unavailable.setdefault(peer, "left out (--peers)")
     res.loads["start"] = load()
     print(
         f"molexp vs peers: {res.machine['CPU']}, {res.machine['cores']}, "
