@@ -12,7 +12,8 @@ parameters, one small artifact and a final status:
   mlflow.log_params(p); mlflow.log_text(TEXT, "out.txt")`` (FINISHED when the block exits).
 
 ``open`` reads one run by id (its parameters and status), ``find`` lists the runs whose
-parameter ``model`` has a given value; both start from a fresh handle (``Workspace.load``,
+parameter ``model`` has a given value (molexp: ``exp.find_runs``, answered from its run-parameter
+index); both start from a fresh handle (``Workspace.load``,
 ``signac.get_project``, ``MlflowClient``), timed with the lookup, as a new session would.
 The adapters run inside ``worker.py`` processes, one per system.
 """
@@ -82,7 +83,7 @@ class MolexpTracking:
         for _ in range(reps):
             begin = time.perf_counter()
             exp = self.me.Workspace.load(self.root).project("bench").experiment("sweep")
-            found = [r for r in exp.list_runs() if r.parameters.get(FIND_KEY) == value]
+            found = exp.find_runs({FIND_KEY: value})
             times.append(time.perf_counter() - begin)
             hits = len(found)
         return times, hits

@@ -1,8 +1,8 @@
 """The workflow of the provenance example: featurize a data set, then fit a one-weight model.
 
 ``walkthrough.py`` copies this file into a fresh git repository, executes it once, changes
-``SHRINK`` (a module constant: the tasks' own code does not change, so only the source hash and
-the git diff can tell the two versions apart) and executes it again. Run by hand it executes one
+``SHRINK`` (a module constant a task reads: the task code hash, the source hash and the git diff
+all tell the two versions apart) and executes it again. Run by hand it executes one
 run::
 
     python flow.py LAB RUN_ID [LR]

@@ -118,6 +118,8 @@ def main(argv: list[str]) -> int:
         attempts = len(run.metadata.execution_history)
         print(f"  {run.id:<24} {run.status.value:<9} attempts={attempts} params={run.parameters}")
     print(f"failed only: {[r.id for r in exp.list_runs(status='failed')]}")
+    seed = exp.get_seeds()[0]
+    print(f"found by parameter: {[r.id for r in exp.find_runs({'seed': seed, 'lr': 0.001})]}")
 
     # -- 8. A parameter sweep makes one experiment per point -----------------------------------
     heading("8. GridSpace sweep -> one experiment per point")

@@ -32,7 +32,7 @@ import pytest
 
 import molexp as me
 from molexp.workflow import TaskContext, Workflow, WorkflowError, workflow
-from molexp.workspace import CorruptRecordError, CorruptRecordWarning, RunStatus
+from molexp.workspace import CorruptRecordError, CorruptRecordWarning, RunStatus, load_environment
 
 EXP_KEY = "projects/p/experiments/e"
 R1 = f"{EXP_KEY}/runs/run-r1"
@@ -104,7 +104,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "experiment data-asset record": exp_data.record.record,
         "workflow execution state": f"{EXP_KEY}/runs/run-w1/execution/state.json",
         "attempt claim": f"{R1}/execution/attempt-000001.json",
-        "environment": one(f"{R1}/execution/*/environment.json"),
+        "environment": one(".molexp/environments/*.json"),
         "catalog index": ".molexp/catalog.sqlite",
     }
     return {"root": root, "roles": roles, "total": total}
@@ -246,8 +246,9 @@ def test_one_damaged_file_is_named_and_the_rest_still_works(
 
     # A rebuild from the records skips a damaged record with a warning naming it. (check_role
     # saved the artifact again and executed the workflow with resume=False: both replaced the
-    # damaged file with a whole new one, as they should.)
-    replaced = role in ("artifact record", "workflow execution state")
+    # damaged file with a whole new one, as they should; so did the first attempt of this
+    # process, for the environment file, whose name is the hash of the bytes it must hold.)
+    replaced = role in ("artifact record", "workflow execution state", "environment")
     skipped = role in ASSET_RECORDS and not replaced
     with only_warnings_naming(where, expected=skipped):
         rebuilt = ws.catalog.rebuild()
@@ -291,6 +292,12 @@ def check_role(ws: me.Workspace, role: str, where: str) -> None:
     assert r1.reload().status == RunStatus.SUCCEEDED
     if role == "artifact record":
         assert ws.catalog.query_assets(run=r1, name="a.json")[0].load() == {"a": 2}
+    if role == "environment":
+        # The new attempt found the shared file damaged and wrote it whole again: every attempt
+        # that references it reads the distributions.
+        for record in r1.metadata.execution_history:
+            assert record.provenance is not None
+            assert load_environment(r1, record.provenance)
 
 
 # -- the same through the real `molexp` command ------------------------------------------------

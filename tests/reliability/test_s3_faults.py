@@ -11,157 +11,41 @@ missing credentials, a frozen server on a read. Here:
   version; once the process is gone, the run is recognisably dead and a new attempt works;
 * transient ``500`` errors: retried, invisible to the run;
 * a slow server: waited for within ``read_timeout``, a clear error past it, nothing torn;
-* the connection cut during a multipart upload: a clear error, no object, no pending catalog
-  row, no multipart upload left open;
-* the catalog journal unwritable while an artifact is saved: a clear error, and the artifact's
-  record and index row agree.
+* the connection cut during a multipart upload: a clear error saying so, no object, no pending
+  catalog row, no multipart upload left open;
+* the catalog journal unwritable while artifacts are saved, re-saved and a project deleted: each
+  operation succeeds (the records are the truth) with a ``CatalogJournalWarning``, and another
+  machine sees exactly the records after a rebuild;
+* two machines on one workspace, one with a stale catalog cache re-saving and deleting what the
+  other registered: every catalog ends up agreeing with the records, and no record points at a
+  missing or replaced payload.
+
+The proxy is :class:`molexp_storage_s3.testing.FaultProxy`.
 """
 
 from __future__ import annotations
 
-import http.client
+import hashlib
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 import molexp as me
-from molexp.workspace import AssetKind, Liveness, RunStatus, StorageError
-from molexp_storage_s3.testing import MotoServer, fake_credentials
+from molexp.workspace import AssetKind, CatalogJournalWarning, Liveness, RunStatus, StorageError
+from molexp_storage_s3.testing import Fault, FaultProxy, MotoServer, fake_credentials
 
 BUCKET = "reliability"
-
-#: A fault for one request: None (forward it), ("error", status, code), ("delay", seconds) or
-#: ("reset",) (close the connection without an answer).
-Fault = tuple[Any, ...] | None
-_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _ProxyServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        pass
-
-    def _body(self) -> bytes | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline().strip():
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = self.headers.get("Content-Length")
-        return self.rfile.read(int(length)) if length else None
-
-    def _handle(self) -> None:
-        proxy = self.server.proxy
-        body = self._body()
-        fault = proxy.decide(self.command, self.path)
-        if fault is not None and fault[0] == "reset":
-            self.close_connection = True
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-            )
-            self.connection.close()
-            return
-        if fault is not None and fault[0] == "error":
-            _, status, code = fault
-            payload = (
-                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                f"<Message>injected by the test proxy</Message><RequestId>t</RequestId></Error>"
-            ).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            return
-        if fault is not None and fault[0] == "delay":
-            time.sleep(fault[1])
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-        if body is not None:
-            headers["Content-Length"] = str(len(body))
-        upstream = http.client.HTTPConnection(proxy.host, proxy.port, timeout=60)
-        try:
-            upstream.request(self.command, self.path, body=body, headers=headers)
-            response = upstream.getresponse()
-            data = response.read()
-        finally:
-            upstream.close()
-        self.send_response(response.status, response.reason)
-        for name, value in response.getheaders():
-            if name.lower() in _HOP or (
-                name.lower() == "content-length" and self.command != "HEAD"
-            ):
-                continue
-            self.send_header(name, value)
-        if self.command != "HEAD":
-            self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle  # noqa: N815 - http.server's names
-
-
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    proxy: FaultProxy
-
-
-class FaultProxy:
-    """An HTTP proxy to ``upstream`` that applies ``fault(method, path)`` to each request."""
-
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.fault: Callable[[str, str], Fault] = lambda method, path: None
-        self.seen: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
-        self._server = _ProxyServer(("127.0.0.1", 0), _Handler)
-        self._server.proxy = self
-        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def decide(self, method: str, path: str) -> Fault:
-        with self._lock:
-            fault = self.fault(method, path)
-            self.seen.append((method, path, "forwarded" if fault is None else str(fault[0])))
-            return fault
-
-    def heal(self) -> None:
-        self.fault = lambda method, path: None
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +146,12 @@ def test_server_errors_mid_run_are_retried_a_bounded_number_of_times(
     assert message is not None
     assert f"S3 write of {url}/projects/p/experiments/e/runs/run-r/run.json failed" in message
     assert proxy.endpoint in message
+    # The wording says what happened, how often, and which option allows more retries.
+    said = re.search(r"kept answering 503 SlowDown \(busy\) after (\d+) attempts", message)
+    assert said is not None, message
+    assert int(said.group(1)) == len(tried)
+    assert "storage option 'max_attempts', now 3" in message
+    assert "Errno" not in message
     assert outcome["seconds"] < 30
     # One PUT of run.json: botocore's 3 attempts, twice at most (s3fs re-calls once).
     assert all(method == "PUT" and path.endswith("/run.json") for method, path, _ in tried)
@@ -371,7 +261,12 @@ def test_a_connection_cut_during_a_multipart_upload_leaves_nothing_half_written(
         proxy.heal()
         message = str(info.value)
         assert f"S3 upload of {url}/{run.key}/artifacts/big.bin failed" in message
-        assert proxy.endpoint in message
+        assert (
+            f"the connection to the S3 endpoint {proxy.endpoint} was reset during the request "
+            "(ConnectionResetError)"
+        ) in message
+        assert "the write did not complete, and nothing half-written is visible" in message
+        assert "cannot connect" not in message
         # Nothing half-registered: no pending row; the artifact is the old one or none (its
         # old record was withdrawn before the upload), never a record over another payload.
         pending = ws.catalog.index.db.execute("SELECT count(*) FROM assets WHERE committed = 0")
@@ -388,29 +283,207 @@ def test_a_connection_cut_during_a_multipart_upload_leaves_nothing_half_written(
     assert uploads.get("Uploads", []) == [], "a multipart upload was left open"
 
 
+# -- several machines, each with its own catalog cache ---------------------------------------------
+
+
+class Machine:
+    """One machine on the workspace: its own catalog cache directory (``MOLEXP_CACHE_DIR``),
+    refreshed from the journal only when asked, so that it can be stale."""
+
+    def __init__(
+        self, name: str, url: str, endpoint: str, tmp_path: Path, *, create: bool = False
+    ) -> None:
+        self.cache = tmp_path / f"cache-{name}"
+        options: dict[str, Any] = {"endpoint_url": endpoint, "max_attempts": 2}
+        with self._cache():
+            if create:
+                self.ws = me.Workspace(url, storage_options=options)
+                self.ws.materialize()
+            else:
+                self.ws = me.Workspace.load(url, storage_options=options)
+            self.ws.catalog.query_assets()  # the cache is built now, in this machine's directory
+            self.ws.catalog.refresh_interval = 3600
+
+    @contextmanager
+    def _cache(self) -> Iterator[None]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MOLEXP_CACHE_DIR", str(self.cache))
+            yield
+
+    @contextmanager
+    def active(self) -> Iterator[me.Workspace]:
+        """A block in which this machine's catalog cache is the one in use."""
+        with self._cache():
+            yield self.ws
+
+    def artifacts(self) -> dict[str, Any]:
+        """``{name: payload}`` of every artifact this machine's catalog lists, after a refresh."""
+        with self.active() as ws:
+            ws.catalog.refresh()
+            found = ws.catalog.query_assets(kind=AssetKind.ARTIFACT)
+            named = {asset.name: asset.load() for asset in found}
+            assert len(named) == len(found), f"two assets share a name: {found}"
+            return named
+
+
+def assert_records_match_payloads(ws: me.Workspace) -> None:
+    """Every asset record in the store describes a payload that is there, with its hash."""
+    for asset in ws.catalog.query_assets():
+        record = asset.record
+        assert ws.storage.exists(record.payload), f"{record.record} points at a missing payload"
+        if record.content_hash is not None and record.encoding != "directory":
+            digest = hashlib.sha256(ws.storage.read_bytes(record.payload)).hexdigest()
+            assert record.content_hash.endswith(digest), f"{record.record}: payload replaced"
+
+
 # -- the catalog journal unwritable ---------------------------------------------------------------
 
 
-def test_an_unwritable_journal_is_a_clear_error_and_record_and_index_agree(
+def refuse_journal(method: str, path: str) -> Fault:
+    """503 SlowDown to every write of a catalog journal entry; everything else goes through."""
+    return ("error", 503, "SlowDown") if method == "PUT" and "/.molexp/journal/" in path else None
+
+
+def test_an_unwritable_journal_fails_no_save_and_a_rebuild_shows_everything(
     url: str, proxy: FaultProxy, moto: MotoServer, tmp_path: Path
 ) -> None:
-    ws = me.Workspace(url, storage_options={"endpoint_url": proxy.endpoint, "max_attempts": 2})
-    run = ws.Project("p").Experiment("e").Run(id="r")
-    with run.start(heartbeat_interval=3600) as ctx:
-        proxy.fault = lambda method, path: (
-            ("error", 503, "SlowDown") if method == "PUT" and "/.molexp/journal/" in path else None
-        )
+    a = Machine("a", url, proxy.endpoint, tmp_path, create=True)
+    b = Machine("b", url, moto.endpoint, tmp_path)
+    with a.active() as ws:
+        run = ws.Project("p").Experiment("e").Run(id="r")
+        with run.start(heartbeat_interval=3600) as ctx:
+            proxy.fault = refuse_journal
+            try:
+                with pytest.warns(CatalogJournalWarning) as first:
+                    saved = ctx.artifact.save("a.json", {"a": 1})
+                with pytest.warns(CatalogJournalWarning) as again:
+                    ctx.artifact.save("a.json", {"a": 2})  # withdraw (forget) and register
+            finally:
+                proxy.heal()
+        assert run.reload().status == RunStatus.SUCCEEDED
+        assert saved.load() == {"a": 1} or saved.load() == {"a": 2}
+        assert {x.name: x.load() for x in ws.catalog.query_assets(kind="artifact")} == {
+            "a.json": {"a": 2}
+        }
+
+    (warned,) = [str(w.message) for w in first]
+    record_url = f"{url}/{run.key}/.assets/artifact/a.json.json"
+    assert warned.startswith(f"artifact 'a.json' is saved (its record is {record_url}), but the ")
+    assert f"catalog journal entry {url}/.molexp/journal/" in warned
+    assert "kept answering 503 SlowDown (busy)" in warned
+    assert "other machines could not be written" in warned
+    assert warned.endswith(
+        "they will see the change only after their next catalog rebuild: run "
+        "ws.catalog.rebuild() on them"
+    )
+    assert sorted(str(w.message).split(",")[0] for w in again) == [
+        "artifact 'a.json' is saved (its record is " + record_url + ")",
+        f"the assets of record_key='{run.key}/.assets/artifact/a.json.json' are withdrawn",
+    ]
+    # Each entry was tried twice, under the same name, with botocore's attempts each time.
+    refused = [path for method, path, outcome in proxy.seen if outcome == "error"]
+    said = re.search(r"after (\d+) attempts", warned)
+    assert said is not None
+    per_try = int(said.group(1))
+    assert len(refused) == 3 * 2 * per_try
+    assert len(set(refused)) == 3
+
+    # The journal never told machine B; its next rebuild does, and agrees with the records.
+    assert b.artifacts() == {}
+    with b.active() as other:
+        assert other.catalog.rebuild() == 1
+    assert b.artifacts() == {"a.json": {"a": 2}}
+    assert Machine("c", url, moto.endpoint, tmp_path).artifacts() == {"a.json": {"a": 2}}
+
+    # Deleting the project with the journal refused: done, with a warning; B rebuilds to match.
+    with a.active() as ws:
+        proxy.fault = refuse_journal
         try:
-            with pytest.raises(StorageError) as info:
-                ctx.artifact.save("a.json", {"a": 1})
+            with pytest.warns(CatalogJournalWarning, match="the assets of project_id='p'"):
+                ws.delete_project("p")
         finally:
             proxy.heal()
-        assert f"S3 write of {url}/.molexp/journal/" in str(info.value)
-        assert proxy.endpoint in str(info.value)
-    fresh = direct(url, moto, tmp_path)
-    run = fresh.project("p").experiment("e").get_run("r")
-    found = fresh.catalog.query_assets(kind="artifact", run=run)
-    records = fresh.storage.list(f"{run.key}/.assets/artifact")
-    assert [a.record.record.rsplit("/", 1)[1] for a in found] == records
-    local = ws.catalog.query_assets(kind="artifact", run=run)
-    assert [a.id for a in local] == [a.id for a in found]
+        assert ws.list_projects() == [] and ws.catalog.query_assets() == []
+    with b.active() as other:
+        assert other.catalog.rebuild() == 0
+    assert b.artifacts() == {}
+
+
+def test_a_stale_cache_never_leaves_a_record_over_a_missing_or_replaced_payload(
+    url: str, proxy: FaultProxy, moto: MotoServer, tmp_path: Path
+) -> None:
+    a = Machine("a", url, proxy.endpoint, tmp_path, create=True)
+    with a.active() as ws:
+        ws.Project("p").Experiment("e")
+    b = Machine("b", url, moto.endpoint, tmp_path)
+
+    # B registers two artifacts; A's cache has not heard of them.
+    with b.active() as ws:
+        run_b = ws.project("p").experiment("e").Run(id="r")
+        with run_b.start(heartbeat_interval=3600) as ctx:
+            ctx.artifact.save("model.json", {"by": "b"})
+            ctx.artifact.save("notes.json", {"notes": "b"})
+    with a.active() as ws:
+        assert ws.catalog.query_assets() == []  # stale, as a cache between refreshes is
+
+        # A re-saves model.json in that run: B's record is withdrawn before the payload changes.
+        with ws.project("p").experiment("e").get_run("r").start(heartbeat_interval=3600) as ctx:
+            before = len(proxy.seen)
+            ctx.artifact.save("model.json", {"by": "a"})
+            sent = [(method, path.split("?")[0]) for method, path, _ in proxy.seen[before:]]
+    run_path = f"/{url.removeprefix('s3://')}/{run_b.key}"  # as the proxy sees the keys
+    payload_written = sent.index(("PUT", f"{run_path}/artifacts/model.json"))
+    assert ("DELETE", f"{run_path}/.assets/artifact/model.json.json") in sent[:payload_written]
+    expected = {"model.json": {"by": "a"}, "notes.json": {"notes": "b"}}
+    assert b.artifacts() == expected
+    c = Machine("c", url, moto.endpoint, tmp_path)
+    assert c.artifacts() == expected
+    with c.active() as ws:
+        assert_records_match_payloads(ws)
+
+    # B registers more; A, still stale, deletes the project and is cut off after withdrawing
+    # the records (every later delete refused): no record is left over a deleted payload.
+    with b.active() as ws:
+        run_b2 = ws.project("p").experiment("e").Run(id="r2")
+        with run_b2.start(heartbeat_interval=3600) as ctx:
+            ctx.artifact.save("more.json", {"more": True})
+    deletes = {"count": 0}
+
+    def refuse_after_first_delete(method: str, path: str) -> Fault:
+        if method == "POST" and path.endswith("?delete"):
+            deletes["count"] += 1
+            return ("error", 403, "AccessDenied") if deletes["count"] > 1 else None
+        return None
+
+    with a.active() as ws:
+        proxy.fault = refuse_after_first_delete
+        try:
+            with pytest.raises(StorageError, match="access denied"):
+                ws.delete_project("p")
+        finally:
+            proxy.heal()
+        assert deletes["count"] == 2  # one batch for every record, then the refused tree delete
+    for machine in (a, b, Machine("d", url, moto.endpoint, tmp_path)):
+        assert machine.artifacts() == {}
+        with machine.active() as ws:
+            assert [p.id for p in ws.list_projects()] == ["p"]  # deleting again finishes it
+    records = [k for k in _keys(a.ws, "projects/p") if "/.assets/" in k]
+    assert records == []
+    payloads = [k for k in _keys(a.ws, "projects/p") if "/artifacts/" in k]
+    assert len(payloads) == 3  # left for the next delete, described by no record
+
+    with a.active() as ws:
+        ws.delete_project("p")
+    for machine in (a, b):
+        with machine.active() as ws:
+            assert ws.list_projects() == []
+    assert _keys(a.ws, "projects/p") == []
+
+
+def _keys(ws: me.Workspace, key: str) -> list[str]:
+    """Every file key below ``key``."""
+    found = []
+    for name, is_dir in ws.storage.list_entries(key):
+        child = f"{key}/{name}"
+        found.extend(_keys(ws, child) if is_dir else [child])
+    return found

@@ -179,9 +179,9 @@ def test_runs_diff_json_tells_the_two_runs_apart(cli: Any) -> None:
 
     code = _rows(sections["code"])
     assert code["workflow"]["same"] and code["workflow_id"]["same"]
-    # FACTOR is a module constant: the tasks' code hash cannot see it, the source hash and the
-    # git diff do.
-    assert code["code_hash"]["same"] and not code["source_hash"]["same"]
+    # FACTOR is a module constant a task reads: the tasks' code hash covers it, and so do the
+    # source hash and the git diff.
+    assert not code["code_hash"]["same"] and not code["source_hash"]["same"]
     assert code["commit"]["same"] and len(code["commit"]["a"]) == 40
     assert (code["dirty"]["a"], code["dirty"]["b"]) == (False, True)
     assert (code["git_status"]["a"], code["git_status"]["b"]) == ("clean", "dirty")
@@ -329,7 +329,8 @@ def test_export_of_a_run_is_a_workflow_run_crate_that_reads_back(cli: Any, lab: 
     # molexp's own record, the environment and the diff travel with the action.
     about = [e for e in crate.get_entities() if getattr(e.get("about"), "id", None) == action.id]
     names = {Path(unquote(e.id)).name for e in about}
-    assert {"run.json", "environment.json", "git.diff"} <= names
+    assert {"run.json", "git.diff"} <= names
+    assert "installed distributions" in {e.get("name") for e in about}
 
 
 def test_export_of_an_experiment_holds_every_run_and_workflow_version(cli: Any, lab: Path) -> None:
@@ -416,7 +417,7 @@ def test_the_provenance_example_tells_the_runs_apart_and_exports(tmp_path: Path)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "before: succeeded" in out and "after: succeeded" in out
-    assert "source_hash" in out and "6 difference(s), marked *" in out
+    assert "source_hash" in out and "7 difference(s), marked *" in out
     dirty = next(line for line in out.splitlines() if line.strip().startswith("dirty "))
     assert dirty.split() == ["dirty", "no", "yes", "*"]
     assert "data measurements  workspace" in out

@@ -45,6 +45,45 @@ def test_health_and_openapi(server: Server) -> None:
     )
 
 
+EXPERIMENT_KEYS = [
+    "id", "name", "project_id", "description", "params", "n_replicas", "seeds",
+    "workflow_source", "workflow_type", "git_commit", "tags", "created_at",
+    "run_total", "run_counts", "unreadable_runs",
+]  # fmt: skip
+PROJECT_KEYS = [
+    "id", "name", "description", "owner", "tags", "config", "created_at", "experiments",
+]  # fmt: skip
+ASSET_KEYS = [
+    "id", "kind", "name", "scope", "producer", "tags", "meta", "size", "content_hash",
+    "encoding", "created_at", "media_type", "inline", "content_url", "tail_url",
+]  # fmt: skip
+
+
+def test_records_are_served_without_storage_details(server: Server, sweep: Sweep) -> None:
+    """Experiments, projects and assets are the workspace's records, with what the API adds and
+    without the schema version or where a payload is stored, in a fixed key order."""
+    exp = server.get_json("/api/projects/molecules/experiments/lr-sweep")
+    assert list(exp) == EXPERIMENT_KEYS
+    assert list(server.get_json("/api/projects/molecules")) == PROJECT_KEYS
+    log = server.get_json(f"/api/assets/{sweep.assets['log']}")
+    assert list(log) == ASSET_KEYS
+    assert log["tail_url"] == f"/api/assets/{sweep.assets['log']}/tail"
+    assert log["size"] > 0
+    schemas = server.get_json("/api/openapi.json")["components"]["schemas"]
+    for name, keys, required in [
+        ("ExperimentOut", EXPERIMENT_KEYS, ["id", "name", "project_id", "created_at"]),
+        ("ProjectOut", PROJECT_KEYS, ["id", "name", "created_at"]),
+        (
+            "AssetOut",
+            ASSET_KEYS,
+            ["id", "kind", "name", "scope", "created_at", "media_type", "inline", "content_url"],
+        ),
+    ]:
+        assert list(schemas[name]["properties"]) == keys, name
+        assert schemas[name]["required"] == required, name
+        assert "additionalProperties" not in schemas[name], name
+
+
 def test_workspace_tree_counts_runs_by_status(server: Server) -> None:
     tree = server.get_json("/api/workspace")
     assert tree["name"] == "Lab"

@@ -3,6 +3,7 @@ tails, content policy, the chart, and the layer boundary."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import molexp as me
 from molexp.server._chart import Point, nice_ticks, scatter_svg
 from molexp.server._content import media_policy, read_from, tail_lines
 from molexp.server._query import Filter, QueryError, RunQuery
-from molexp.server._runindex import RunIndex, flatten
+from molexp.server._runindex import RunIndex
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -144,10 +145,6 @@ def test_index_refuses_a_run_record_linking_out(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # Queries
 # ------------------------------------------------------------------------------------------------
-
-
-def test_flatten() -> None:
-    assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": {}}) == {"a.b": 1, "a.c.d": [1], "e": {}}
 
 
 @pytest.mark.parametrize(
@@ -315,3 +312,29 @@ def test_importing_the_server_imports_no_upper_layer() -> None:
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
     assert time.monotonic() - started < 30
+
+
+def test_the_server_imports_only_public_workspace_names() -> None:
+    """Private workspace modules may change at any release; the server uses the public API."""
+    import ast
+
+    import molexp.server
+
+    private = []
+    for source in Path(molexp.server.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "molexp.workspace._"
+            ):
+                private.append(f"{source.name}:{node.lineno} {node.module}")
+    assert private == []
+
+
+def test_api_models_write_non_finite_numbers_as_null(tmp_path: Path) -> None:
+    """A workspace record keeps NaN; the JSON API writes plain JSON (null), as it always did."""
+    from molexp.server._models import ExperimentOut
+
+    exp = me.Workspace(tmp_path / "lab").Project("p").Experiment("e", params={"x": float("nan")})
+    assert math.isnan(exp.metadata.model_dump(mode="json")["params"]["x"])
+    out = ExperimentOut.of(exp, None).model_dump(mode="json")
+    assert out["params"] == {"x": None} and "schema_version" not in out

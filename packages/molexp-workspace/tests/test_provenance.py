@@ -78,15 +78,39 @@ def test_every_attempt_records_host_python_command_line_and_distributions(ws: me
     assert prov.git.status == "no-source" and prov.git.commit is None
     assert prov.errors == []
     assert prov.capture_ms is not None and prov.capture_ms < 2000
-    # The distributions are a file beside the run, not inlined into run.json.
+    # The distributions are a file shared in the workspace, named by its hash, not inlined.
     assert prov.environment is not None
-    assert prov.environment.path == f"execution/{record.execution_id}/environment.json"
-    on_disk = run.storage.read_bytes(f"{run.key}/{prov.environment.path}")
-    assert prov.environment.content_hash == "sha256:" + hashlib.sha256(on_disk).hexdigest()
+    on_disk = run.storage.read_bytes(prov.environment.path)
+    digest = hashlib.sha256(on_disk).hexdigest()
+    assert prov.environment.path == f".molexp/environments/{digest}.json"
+    assert prov.environment.scope == "workspace"
+    assert prov.environment.content_hash == f"sha256:{digest}"
+    assert not run.storage.exists(f"{run.key}/execution/{record.execution_id}")
     dists = load_environment(run, prov)
     assert dists is not None and dists["molexp-workspace"] and dists["pydantic"]
     assert prov.distributions == len(dists)
     assert "pydantic" not in run.storage.read_bytes(f"{run.key}/run.json").decode()
+
+
+def test_the_distributions_are_kept_once_per_workspace_and_shared(ws: me.Workspace) -> None:
+    runs = [start_once(ws.Project("p").Experiment(name)) for name in ("e", "f", "g")]
+    kept = [provenance_of(run).environment for run in runs]
+    assert kept[0] is not None and kept[0].scope == "workspace"
+    assert kept == [kept[0]] * 3
+    files = [name for name in ws.storage.list(_capture.ENVIRONMENTS_DIR) if name.endswith(".json")]
+    assert files == [kept[0].path.rsplit("/", 1)[-1]]
+    environments = [load_environment(run, provenance_of(run)) for run in runs]
+    assert environments[0] and environments == [environments[0]] * 3
+
+
+def test_a_workspace_made_again_in_the_same_place_keeps_its_own_distributions(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "lab"
+    start_once(me.Workspace(root).Project("p").Experiment("e"))
+    shutil.rmtree(root)  # this process remembers having written the file: it must not trust that
+    run = start_once(me.Workspace(root).Project("p").Experiment("e"))
+    assert load_environment(run, provenance_of(run))
 
 
 def test_the_distribution_list_matches_importlib_metadata(ws: me.Workspace) -> None:

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,6 +22,10 @@ from molexp_storage_s3._options import S3Options
 #: How often s3fs itself re-runs a failed call (around botocore's own bounded retries); the
 #: second try covers a response body cut off while being read, which botocore does not retry.
 OUTER_TRIES = 2
+
+#: The counters of the :func:`count_sends` blocks around the current code (a context variable:
+#: fsspec runs each request as a task on its event loop thread, in a copy of the caller's context).
+_counters: ContextVar[tuple[list[int], ...]] = ContextVar("molexp_s3_sends", default=())
 
 _loader_lock = threading.Lock()
 _loader: Any = None
@@ -66,6 +71,8 @@ class RequestStats:
         if request is None:
             return
         method = str(getattr(request, "method", "?"))
+        for counter in _counters.get():
+            counter[0] += 1
         with self._lock:
             self.total += 1
             self.by_method[method] += 1
@@ -95,6 +102,18 @@ class RequestStats:
         finally:
             with self._lock:
                 self._trackers.remove(found)
+
+
+@contextmanager
+def count_sends() -> Iterator[list[int]]:
+    """Count the HTTP requests (retries included) that the code in the block sends itself, and
+    not those of other threads: ``counter[0]`` is the number so far."""
+    counter = [0]
+    token = _counters.set((*_counters.get(), counter))
+    try:
+        yield counter
+    finally:
+        _counters.reset(token)
 
 
 def make_filesystem(options: S3Options, stats: RequestStats) -> Any:

@@ -13,10 +13,11 @@ import asyncio
 import errno
 import io
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -27,8 +28,8 @@ from molexp.workspace.storage import check_key
 from molexp.workspace.storage._base import check_write_key
 from molexp.workspace.storage._fsspec import FsspecStorage
 from molexp_storage_s3._appender import LogAppender
-from molexp_storage_s3._client import RequestStats, make_filesystem
-from molexp_storage_s3._errors import error_code, error_names, guard
+from molexp_storage_s3._client import RequestStats, count_sends, make_filesystem
+from molexp_storage_s3._errors import Context, error_code, error_names, guard
 from molexp_storage_s3._options import S3Options, parse_s3_url
 from molexp_storage_s3._writer import S3Writer
 
@@ -36,6 +37,8 @@ from molexp_storage_s3._writer import S3Writer
 #: still in flight (HTTP 409 ConditionalRequestConflict); the outcome then decides the winner.
 _CONFLICT_RETRIES = 3
 _PRECONDITION_FAILED = ("PreconditionFailed", "412")
+#: The most keys S3 deletes in one ``DeleteObjects`` request.
+_DELETE_BATCH = 1000
 #: How S3 API operations are named in error messages.
 _VERBS = {
     "put_object": "write",
@@ -49,6 +52,8 @@ _VERBS = {
     "upload_part_copy": "append",
     "complete_multipart_upload": "upload",
 }
+#: The verbs of requests that write: their errors say whether anything half-written is visible.
+_WRITES = {"write", "upload", "append"}
 
 
 class _Reader(io.RawIOBase):
@@ -110,6 +115,8 @@ class S3Storage(FsspecStorage):
         self._appenders: weakref.WeakValueDictionary[str, LogAppender] = (
             weakref.WeakValueDictionary()
         )
+        # The request counter of each submitted request, for the attempts an error reports.
+        self._sent: weakref.WeakKeyDictionary[Future[Any], list[int]] = weakref.WeakKeyDictionary()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> S3Storage:
@@ -122,7 +129,8 @@ class S3Storage(FsspecStorage):
         parsed = S3Options.parse(options)
         requests = RequestStats(bucket)
         endpoint = parsed.endpoint_url or "the default AWS endpoint"
-        with guard(f"cannot open {url}", endpoint=endpoint, read_timeout=parsed.read_timeout):
+        context = Context(endpoint, parsed.read_timeout, parsed.max_attempts)
+        with guard(f"cannot open {url}", context):
             fs = make_filesystem(parsed, requests)
         storage = cls(fs, bucket, prefix, options=parsed, requests=requests)
         if parsed.check_bucket:
@@ -147,12 +155,20 @@ class S3Storage(FsspecStorage):
         check_key(key)
         return f"{self.prefix}/{key}".strip("/") if self.prefix else key
 
-    def _guard(self, what: str, key: str) -> AbstractContextManager[None]:
-        return guard(
-            f"S3 {what} of {self.url_for(key)} failed",
-            endpoint=self.endpoint,
-            read_timeout=self.options.read_timeout,
+    def _context(self, *, writing: bool = False, sent: list[int] | None = None) -> Context:
+        attempts = None if sent is None else (lambda: sent[0])
+        return Context(
+            self.endpoint, self.options.read_timeout, self.options.max_attempts, writing, attempts
         )
+
+    @contextmanager
+    def _guard(self, what: str, key: str, sent: list[int] | None = None) -> Iterator[None]:
+        """Turn failures of the block into clear errors that count the requests it sent (or
+        those counted in ``sent``, for a request submitted earlier)."""
+        with count_sends() as counted:
+            context = self._context(writing=what in _WRITES, sent=counted if sent is None else sent)
+            with guard(f"S3 {what} of {self.url_for(key)} failed", context):
+                yield
 
     def call(self, operation: str, key: str, **kwargs: Any) -> Any:
         """Send one S3 API request about ``key`` (bounded retries, timeouts, clear errors).
@@ -171,11 +187,14 @@ class S3Storage(FsspecStorage):
     def submit(self, operation: str, **kwargs: Any) -> Future[Any]:
         """Start one S3 API request in the background; :meth:`wait` for its result."""
         coroutine = self.fs._call_s3(operation, Bucket=self.bucket, **kwargs)
-        return asyncio.run_coroutine_threadsafe(coroutine, self.fs.loop)
+        with count_sends() as sent:  # the request's task runs in a copy of this context
+            future = asyncio.run_coroutine_threadsafe(coroutine, self.fs.loop)
+        self._sent[future] = sent
+        return future
 
     def wait(self, future: Future[Any], what: str, key: str) -> Any:
         """The result of a :meth:`submit`-ted request, failures turned into clear errors."""
-        with self._guard(what, key):
+        with self._guard(what, key, self._sent.get(future)):
             return future.result()
 
     def abort_upload(self, s3key: str, upload_id: str) -> None:
@@ -196,7 +215,7 @@ class S3Storage(FsspecStorage):
         """Verify that the endpoint answers, the credentials work and the bucket exists."""
         endpoint = self.endpoint
         headline = f"cannot open {self.url}"
-        with guard(headline, endpoint=endpoint, read_timeout=self.options.read_timeout):
+        with count_sends() as sent, guard(headline, self._context(sent=sent)):
             try:
                 self.fs.call_s3("head_bucket", Bucket=self.bucket)
             except FileNotFoundError:
@@ -319,21 +338,30 @@ class S3Storage(FsspecStorage):
                     errno.ENOTEMPTY, f"{self.url_for(key)} is a directory: pass recursive=True"
                 )
             for page in self._pages(key):
-                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-                if keys:
-                    result = self.call(
-                        "delete_objects", key, Delete={"Objects": keys, "Quiet": True}
-                    )
-                    if result.get("Errors"):
-                        first = result["Errors"][0]
-                        raise StorageError(
-                            f"S3 delete under {self.url_for(key)} failed for "
-                            f"{len(result['Errors'])} key(s), first {first.get('Key')!r}: "
-                            f"{first.get('Code')} {first.get('Message')}"
-                        )
+                self._delete_objects(key, [item["Key"] for item in page.get("Contents", [])])
         s3key = self.object_key(key)
         if s3key:
             self.call("delete_object", key, Key=s3key)
+
+    def remove_many(self, keys: Sequence[str]) -> None:
+        """Remove the objects ``keys``: one ``DeleteObjects`` request per 1000 keys."""
+        s3keys = [self.object_key(check_write_key(key)) for key in keys]
+        for start in range(0, len(s3keys), _DELETE_BATCH):
+            self._delete_objects("", s3keys[start : start + _DELETE_BATCH])
+
+    def _delete_objects(self, key: str, s3keys: Sequence[str]) -> None:
+        """Delete up to 1000 objects in one request (S3 ignores missing ones); ``key`` names
+        the place in errors."""
+        if not s3keys:
+            return
+        objects = [{"Key": s3key} for s3key in s3keys]
+        result = self.call("delete_objects", key, Delete={"Objects": objects, "Quiet": True})
+        if result.get("Errors"):
+            first = result["Errors"][0]
+            raise StorageError(
+                f"S3 delete under {self.url_for(key)} failed for {len(result['Errors'])} "
+                f"key(s), first {first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
+            )
 
     def put_file(self, src: Path, key: str) -> None:
         path = self._path(check_write_key(key))
@@ -363,3 +391,13 @@ class S3Storage(FsspecStorage):
         if head is None:
             raise FileNotFoundError(self.url_for(key))
         return int(head["ContentLength"])
+
+    def modified(self, key: str) -> datetime | None:
+        """The object's ``LastModified`` (one ``HEAD``); None for a prefix, which has none."""
+        head = self.head(key) if key else None
+        if head is None:
+            if self.is_dir(key):
+                return None
+            raise FileNotFoundError(self.url_for(key))
+        stamp: datetime = head["LastModified"]
+        return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)

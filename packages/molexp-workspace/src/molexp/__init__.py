@@ -42,12 +42,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import the workspace API (and subpackages such as ``molexp.workflow``) on first use."""
-    if name in __all__:
-        value = getattr(importlib.import_module("molexp.workspace"), name)
-        globals()[name] = value
-        return value
+    """Import the workspace API (every public name of ``molexp.workspace``) and subpackages such
+    as ``molexp.workflow`` on first use."""
     if not name.startswith("_"):
+        workspace = importlib.import_module("molexp.workspace")
+        if name in __all__ or name in workspace.__all__:
+            value = getattr(workspace, name)
+            globals()[name] = value
+            return value
         try:
             return importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:

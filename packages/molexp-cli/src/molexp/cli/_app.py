@@ -1,8 +1,9 @@
 """The ``molexp`` command group and how it reports errors.
 
-Every command module imports only click and the CLI's own light modules at import time; the
-workspace layer, the workflow runtime, YAML and rich are imported inside the commands that use
-them, so ``molexp --help`` and the listings start quickly.
+The commands are listed in :data:`COMMANDS` and a command's module is imported only when that
+command runs, so ``molexp --help`` imports none of them. Each command module in turn imports only
+click and the CLI's own light modules; the workspace layer, the workflow runtime, YAML and rich
+are imported inside the commands that use them, so the listings start quickly too.
 
 A user error (:class:`CliError`, an error the workspace or workflow layer raises on purpose, a
 click usage error) is printed as one line, ``error: <message>``, with exit code 2 for a wrong
@@ -25,8 +26,54 @@ from molexp.cli._errors import (
     CliError,
     ScriptImportError,
 )
+from molexp.cli._lazy import LazyCommand, LazyGroup
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+COMMANDS: dict[str, LazyCommand] = {
+    "assets": LazyCommand("molexp.cli._inspect", "assets", "Query the workspace's asset catalog."),
+    "execute": LazyCommand(
+        "molexp.cli._execute_cmd",
+        "execute",
+        "Execute one existing run (what schedulers and workers call).",
+    ),
+    "export": LazyCommand(
+        "molexp.cli._export",
+        "export",
+        "Export a run, or every run of an experiment, as a Workflow Run RO-Crate in DIR.",
+    ),
+    "gc": LazyCommand(
+        "molexp.cli._gc_cmd",
+        "gc",
+        "Remove temporary files and orphaned payloads left by crashed writers.",
+    ),
+    "init": LazyCommand(
+        "molexp.cli._inspect",
+        "init",
+        "Create a workspace at PATH (default: the current directory).",
+    ),
+    "logs": LazyCommand(
+        "molexp.cli._inspect",
+        "logs",
+        "Print a run's log NAME (every log, when NAME is omitted).",
+    ),
+    "ls": LazyCommand(
+        "molexp.cli._inspect",
+        "ls",
+        "Show the workspace tree (projects, experiments) with run counts by status.",
+    ),
+    "plugins": LazyCommand("molexp.cli._inspect", "plugins", "Installed plugins."),
+    "run": LazyCommand(
+        "molexp.cli._run_cmd", "run", "Execute the experiments that SCRIPT binds to workflows."
+    ),
+    "runs": LazyCommand("molexp.cli._inspect", "runs", "List, show, compare and cancel runs."),
+    "serve": LazyCommand(
+        "molexp.cli._serve_cmd",
+        "serve",
+        "Browse WORKSPACE in a web browser: projects, experiments, runs, logs and assets.",
+    ),
+}
+"""The ``molexp`` commands: name -> where the command is defined, and its one-line help."""
 
 
 def _is_molexp_error(exc: BaseException) -> bool:
@@ -55,8 +102,8 @@ def _show_warning(
     sys.stderr.write(f"warning: {message}\n")
 
 
-class MolexpGroup(click.Group):
-    """A click group whose ``main`` turns user errors into one line on stderr."""
+class MolexpGroup(LazyGroup):
+    """A lazy group whose ``main`` turns user errors into one line on stderr."""
 
     def main(
         self,
@@ -111,7 +158,7 @@ class MolexpGroup(click.Group):
         return code
 
 
-@click.group(name="molexp", cls=MolexpGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(name="molexp", cls=MolexpGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="molexp-cli", prog_name="molexp")
 def main() -> None:
     """molexp: run and inspect research experiments recorded in a workspace.
@@ -124,26 +171,3 @@ def main() -> None:
     The inspection commands find the workspace from --workspace, the MOLEXP_WORKSPACE
     environment variable, or the current directory (or a parent of it).
     """
-
-
-def _register() -> None:
-    from molexp.cli import (
-        _diff,
-        _execute_cmd,
-        _export,
-        _inspect,
-        _lineage,
-        _run_cmd,
-        _serve_cmd,
-    )
-
-    main.add_command(_run_cmd.run)
-    main.add_command(_execute_cmd.execute)
-    _inspect.register(main)
-    _diff.register(main)  # runs diff (needs the `runs` group from _inspect)
-    _lineage.register(main)  # assets lineage (needs the `assets` group from _inspect)
-    _export.register(main)
-    main.add_command(_serve_cmd.serve)  # imports molexp-server only when it runs
-
-
-_register()

@@ -523,13 +523,19 @@ class CrateBuilder:
             if prov.git.diff is not None:
                 kept[prov.git.diff.path] = (prov.git.diff, "uncommitted git diff")
         storage = run.storage
-        for path, (_file, what) in kept.items():
+        for path, (kept_file, what) in kept.items():
+            # A file the workspace shares between runs goes beside this run's other records.
+            rel = (
+                f"environments/{path.rsplit('/', 1)[-1]}"
+                if kept_file.scope == "workspace"
+                else path
+            )
             try:
-                size, sha = self._copy(storage, f"{run.key}/{path}", f"{base}/{path}")
+                size, sha = self._copy(storage, kept_file.key(run), f"{base}/{rel}")
             except FileNotFoundError:
                 self.summary.warnings.append(f"run {run.id}: {path} is missing; not exported")
                 continue
-            self._file(f"{base}/{path}", size, sha, {"name": what, **about})
+            self._file(f"{base}/{rel}", size, sha, {"name": what, **about})
         for trace in run.assets.list("error_trace"):
             rel = f"{base}/{trace.record.payload.removeprefix(run.key + '/')}"
             self._asset_entity(

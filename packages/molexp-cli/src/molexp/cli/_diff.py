@@ -21,6 +21,7 @@ import click
 
 from molexp.cli._format import compact, echo, print_json, size
 from molexp.cli._options import json_option, workspace_option
+from molexp.workspace import flatten_keys
 
 if TYPE_CHECKING:
     from molexp.workspace import Run
@@ -28,26 +29,6 @@ if TYPE_CHECKING:
 SECTIONS = ("parameters", "config", "code", "environment", "results", "artifacts")
 MISSING = "-"
 _HASH = re.compile(r"(?P<algo>[a-z0-9]+:)?(?P<digits>[0-9a-f]{40,})")
-
-
-def register(group: click.Group) -> None:
-    """Add ``diff`` to the ``runs`` group of ``group`` (the ``molexp`` command)."""
-    runs = group.commands.get("runs")
-    if not isinstance(runs, click.Group):
-        raise RuntimeError("the molexp command has no 'runs' group to add 'diff' to")
-    runs.add_command(runs_diff)
-
-
-def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one level of dotted keys: ``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, Mapping) and item:
-            flat.update(flatten(item, f"{name}."))
-        else:
-            flat[name] = item
-    return flat
 
 
 def _short(value: Any, length: int = 12) -> Any:
@@ -99,7 +80,7 @@ def describe(run: Run) -> dict[str, Any]:
         "config": {
             "profile": meta.profile_name,
             "config_hash": meta.config_hash,
-            **{f"config.{k}": v for k, v in flatten(meta.config).items()},
+            **{f"config.{k}": v for k, v in flatten_keys(meta.config).items()},
         },
         "code": code,
         "environment": environment,

@@ -13,7 +13,7 @@ from molexp.cli._format import duration, warn
 from molexp.cli._options import workspace_option
 
 
-@click.command("execute", short_help="Execute one existing run (what schedulers and workers call).")
+@click.command("execute")
 @click.argument("run_ref", metavar="RUN")
 @click.option(
     "--script",
@@ -25,13 +25,15 @@ from molexp.cli._options import workspace_option
 )
 @workspace_option
 def execute(run_ref: str, script: Path | None, fresh: bool, workspace: str | None) -> None:
-    """Execute the run RUN (a run directory or URL, PROJECT/EXPERIMENT/ID, or a run id).
+    """Execute one existing run (what schedulers and workers call).
 
-    The run's chain is reopened from its directory, the script recorded by `molexp run` is
-    imported again (from the directory it was run in, when that exists) to find the workflow
-    bound to the run's experiment, and the run executes with the profile config recorded on it,
-    unchanged. A failed or cancelled run resumes: tasks that finished with unchanged code and
-    inputs are reused (unless --fresh).
+    RUN is a run directory or URL, PROJECT/EXPERIMENT/ID, or a run id. The run's chain is
+    reopened from its directory, the script recorded by `molexp run` is imported again (from the
+    directory it was run in, when that exists) to find the workflow bound to the run's
+    experiment, and the run executes with the profile config recorded on it, unchanged. A failed
+    or cancelled run resumes: tasks that finished with unchanged code and inputs are reused
+    (unless --fresh). Storage options come from $MOLEXP_STORAGE_OPTIONS and, when `molexp run`
+    started this process, from its storage: section.
 
     This is the command schedulers and distributed workers call. The exit code is 0 only if the
     run succeeded.
@@ -47,10 +49,12 @@ def execute(run_ref: str, script: Path | None, fresh: bool, workspace: str | Non
         recorded_script,
         registered_experiment,
     )
+    from molexp.cli._profiles import apply_inherited_storage
     from molexp.cli._script import import_script
     from molexp.cli.executors import install_termination_handler, worker_labels
 
     install_termination_handler()  # SIGTERM (scancel, a time limit) cancels the run cleanly
+    apply_inherited_storage()  # the storage: section of the `molexp run` that started this one
     run = resolve_run(run_ref, workspace)
     name = qualified_id(run)
     script_path = recorded_script(run, script.expanduser().resolve() if script else None)

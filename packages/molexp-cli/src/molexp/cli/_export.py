@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 FORMATS = ("ro-crate",)
 
 
-def register(group: click.Group) -> None:
-    """Add ``export`` to ``group`` (the ``molexp`` command)."""
-    group.add_command(export)
-
-
 def _experiment_from_dir(path: Path) -> Experiment | None:
     from molexp.workspace import Workspace
 

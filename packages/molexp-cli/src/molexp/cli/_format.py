@@ -1,13 +1,19 @@
-"""Plain-text tables, compact values and JSON output for the listings (no third-party imports)."""
+"""Plain-text tables, compact values and JSON output for the listings (no third-party imports).
+
+Sizes and durations are spelled by the workspace layer, as on the server's pages.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+from molexp.workspace import format_duration, format_size
 
 MAX_CELL = 60
 
@@ -76,18 +82,10 @@ def short_time(value: Any) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``0.42s``, ``12.3s``, ``4m05s``, ``2h03m``; ``-`` when unknown."""
-    if seconds is None:
+    """``850 ms``, ``12.3 s``, ``4m 05s``, ``2h 03m``; ``-`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
         return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return format_duration(seconds)
 
 
 def record_duration(record: Mapping[str, Any]) -> float | None:
@@ -100,14 +98,7 @@ def record_duration(record: Mapping[str, Any]) -> float | None:
 
 def size(n: int | None) -> str:
     """``512 B``, ``1.5 KiB``, ``3.2 MiB``; ``-`` when unknown."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+    return "-" if n is None else format_size(n)
 
 
 def terminal_width() -> int:

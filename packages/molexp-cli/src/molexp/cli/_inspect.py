@@ -1,5 +1,6 @@
-"""The inspection commands: ``ls``, ``runs list|show|cancel``, ``logs``, ``assets query``,
-``plugins list`` and ``init``.
+"""The inspection commands: ``ls``, ``runs list|show|cancel`` (and ``runs diff``, from
+:mod:`molexp.cli._diff`), ``logs``, ``assets query`` (and ``assets lineage``, from
+:mod:`molexp.cli._lineage`), ``plugins list`` and ``init``.
 
 Each one imports what it needs when it runs; ``runs list`` and ``ls`` read a local workspace's
 records directly (:mod:`molexp.cli._scan`) so that they start quickly.
@@ -26,6 +27,7 @@ from molexp.cli._format import (
     size,
     table,
 )
+from molexp.cli._lazy import LazyCommand, LazyGroup
 from molexp.cli._options import json_option, workspace_option
 
 if TYPE_CHECKING:
@@ -37,16 +39,6 @@ STATUSES = ("created", "running", "succeeded", "failed", "cancelled")
 ASSET_KINDS = ("data", "artifact", "log", "checkpoint", "error_trace", "execution_state")
 SCOPE_LEVELS = ("workspace", "project", "experiment", "run")
 SORT_KEYS = ("created", "started", "finished", "duration", "status", "id", "experiment", "profile")
-
-
-def register(group: click.Group) -> None:
-    """Add the inspection commands to ``group``."""
-    group.add_command(ls)
-    group.add_command(runs)
-    group.add_command(logs)
-    group.add_command(assets)
-    group.add_command(plugins)
-    group.add_command(init)
 
 
 # -- status shown to people -----------------------------------------------------------------------
@@ -172,9 +164,20 @@ def _tree_json(tree: Tree) -> dict[str, Any]:
 # -- runs -----------------------------------------------------------------------------------------
 
 
-@click.group("runs")
+RUNS_COMMANDS = {
+    "diff": LazyCommand(
+        "molexp.cli._diff",
+        "runs_diff",
+        "Compare two runs side by side: parameters, config, code, environment, results and "
+        "artifacts (differences marked *).",
+    ),
+}
+"""The ``runs`` subcommands defined in other modules (imported when they run)."""
+
+
+@click.group("runs", cls=LazyGroup, lazy=RUNS_COMMANDS)
 def runs() -> None:
-    """List, show and cancel runs."""
+    """List, show, compare and cancel runs."""
 
 
 def _sort_key(key: str) -> Any:
@@ -570,7 +573,17 @@ def _executing(run: Run) -> bool:
 # -- assets ---------------------------------------------------------------------------------------
 
 
-@click.group("assets")
+ASSETS_COMMANDS = {
+    "lineage": LazyCommand(
+        "molexp.cli._lineage",
+        "assets_lineage",
+        "Show what ASSET was made from and what was made from it, as trees.",
+    ),
+}
+"""The ``assets`` subcommands defined in other modules (imported when they run)."""
+
+
+@click.group("assets", cls=LazyGroup, lazy=ASSETS_COMMANDS)
 def assets() -> None:
     """Query the workspace's asset catalog."""
 

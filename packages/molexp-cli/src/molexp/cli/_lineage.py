@@ -25,14 +25,6 @@ DIRECTIONS = ("up", "down", "both")
 MAX_CANDIDATES = 10
 
 
-def register(group: click.Group) -> None:
-    """Add ``lineage`` to the ``assets`` group of ``group`` (the ``molexp`` command)."""
-    assets = group.commands.get("assets")
-    if not isinstance(assets, click.Group):
-        raise RuntimeError("the molexp command has no 'assets' group to add 'lineage' to")
-    assets.add_command(assets_lineage)
-
-
 def find_asset(catalog: Catalog, ref: str, run: str | None) -> Asset:
     """The asset ``ref`` names: an asset id, else a name (unique in the workspace, or in the
     run ``run``)."""

@@ -19,7 +19,14 @@ numbers written ``1e-3`` are floats (YAML 1.2), dates stay strings.
 
 An ``executor:`` section (at the top level, or in a profile, merged along the same ``extends``
 chain) says where ``molexp run`` executes runs; it is kept out of the config, so it never changes
-a run's ``config_hash`` or id (see :mod:`molexp.cli.executors`).
+a run's ``config_hash`` or id (see :mod:`molexp.cli.executors`). A ``storage:`` section, merged
+the same way and kept out of the config too, gives the storage options workspaces are opened
+with: a URL scheme (``file``, ``s3``) or a URL prefix (``s3://bucket``) -> options, the table
+:func:`molexp.workspace.storage.set_default_storage_options` takes::
+
+    storage:
+      s3: {endpoint_url: "http://127.0.0.1:9000"}
+      file: {fsync: false}
 
 PyYAML is imported only when a config file or an override is actually read.
 """
@@ -28,6 +35,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,11 +51,20 @@ if TYPE_CHECKING:
 
 CONFIG_FILE_NAME = "molcfg.yaml"
 SUPPORTED_VERSION = 1
-_TOP_LEVEL_KEYS = ("version", "defaults", "profiles", "executor")
+_TOP_LEVEL_KEYS = ("version", "defaults", "profiles", "executor", "storage")
 _EXTENDS = "extends"
 _EXECUTOR = "executor"
 """Where runs execute (``molexp run --executor``): a top-level section and a per-profile key,
 kept out of the config tasks see (see :mod:`molexp.cli.executors`)."""
+_STORAGE = "storage"
+"""The storage options workspaces are opened with: a top-level section and a per-profile key,
+kept out of the config (they may hold credentials, and never change a run's id)."""
+_STORAGE_TARGET = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*(?:://.*)?", re.S)
+_LOCAL_SCHEMES = ("file", "local")
+
+STORAGE_DEFAULTS_ENV = "MOLEXP_STORAGE_DEFAULTS"
+"""How ``molexp run`` hands its ``storage:`` table to the ``molexp execute`` processes it starts
+(``--jobs``, Dask workers, Slurm jobs): a JSON object, applied as their default storage options."""
 
 # YAML 1.2 floats: PyYAML (YAML 1.1) reads `1e-3` as a string; researchers write it everywhere.
 _FLOAT_12 = re.compile(
@@ -82,6 +100,9 @@ class Profile:
     executor: dict[str, Any] = field(default_factory=dict)
     """The merged ``executor:`` settings (top level, the ``extends`` chain, the profile); not
     part of :attr:`config`, so they never change a run's ``config_hash``."""
+    storage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The merged ``storage:`` table (URL scheme or prefix -> storage options); not part of
+    :attr:`config`, and never recorded on a run."""
 
     @property
     def config_hash(self) -> str:
@@ -108,6 +129,10 @@ class ConfigFile:
     """The top-level ``executor:`` section."""
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each profile's own ``executor:`` section (kept out of its config)."""
+    storage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The top-level ``storage:`` section."""
+    storages: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Each profile's own ``storage:`` section (kept out of its config)."""
 
     @property
     def names(self) -> list[str]:
@@ -291,6 +316,48 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
+def _storage(value: Any, where: str, origin: str) -> dict[str, dict[str, Any]]:
+    """A ``storage:`` section: URL scheme or URL prefix -> the storage options for it.
+
+    Local entries (``file``, ``local``) are checked against the built-in backend now; a plugin
+    (``s3``) checks its own options when a workspace on it is opened.
+    """
+    section = _mapping(value, where, origin)
+    table: dict[str, dict[str, Any]] = {}
+    for target, options in section.items():
+        key = f"{where}.{target}"
+        if not _STORAGE_TARGET.fullmatch(target):
+            raise ProfileError(
+                f"{origin}: {where} has the key {target!r}, which is neither a URL scheme (file, "
+                "s3) nor a URL prefix (s3://bucket); accepted: a scheme or a URL prefix mapped to "
+                "storage options"
+            )
+        if not isinstance(options, dict):
+            raise ProfileError(
+                f"{origin}: {key} must map storage option names to values (e.g. "
+                f"endpoint_url: http://host:9000), got {_describe(options)}"
+            )
+        scheme = target.partition("://")[0].lower()
+        if scheme in _LOCAL_SCHEMES:
+            _check_local_options(options, key, origin)
+        table[target] = options
+    return table
+
+
+def _check_local_options(options: Mapping[str, Any], key: str, origin: str) -> None:
+    """Refuse what the built-in local backend would not accept, naming ``key`` in ``origin``."""
+    from molexp.workspace import StorageError
+    from molexp.workspace.storage import LocalStorage
+
+    try:
+        LocalStorage.from_url(".", **options)  # checks the names; touches no file
+    except StorageError as exc:
+        raise ProfileError(f"{origin}: {key}: {exc}") from None
+    fsync = options.get("fsync", True)
+    if not isinstance(fsync, bool):
+        raise ProfileError(f"{origin}: {key}.fsync must be true or false, got {_describe(fsync)}")
+
+
 def parse_config(text: str, path: Path) -> ConfigFile:
     """Validate the text of a config file (``path`` is used in messages)."""
     origin = str(path)
@@ -325,12 +392,16 @@ def parse_config(text: str, path: Path) -> ConfigFile:
     profiles: dict[str, dict[str, Any]] = {}
     extends: dict[str, tuple[str, ...]] = {}
     executors: dict[str, dict[str, Any]] = {}
+    storages: dict[str, dict[str, dict[str, Any]]] = {}
     for name, body in declared.items():
         if not isinstance(name, str) or not name.strip():
             raise ProfileError(f"{origin}: profile name {name!r} must be a non-empty string")
         content = _mapping(body, f"profiles.{name}", origin)
         executors[name] = _mapping(
             content.pop(_EXECUTOR, None), f"profiles.{name}.{_EXECUTOR}", origin
+        )
+        storages[name] = _storage(
+            content.pop(_STORAGE, None), f"profiles.{name}.{_STORAGE}", origin
         )
         parents = content.pop(_EXTENDS, None)
         if parents is None:
@@ -359,6 +430,8 @@ def parse_config(text: str, path: Path) -> ConfigFile:
         extends=extends,
         executor=_mapping(raw.get(_EXECUTOR), _EXECUTOR, origin),
         executors=executors,
+        storage=_storage(raw.get(_STORAGE), _STORAGE, origin),
+        storages=storages,
     )
 
 
@@ -466,6 +539,52 @@ def resolve_executor(config: ConfigFile | None, name: str | None) -> dict[str, A
     return merged
 
 
+def resolve_storage(config: ConfigFile | None, name: str | None) -> dict[str, dict[str, Any]]:
+    """The merged ``storage:`` table of profile ``name``: the top-level section, then the sections
+    of its ``extends`` chain and its own, option by option."""
+    if config is None:
+        return {}
+    merged = deep_merge({}, config.storage)
+    if name is None or name not in config.profiles:
+        return merged
+    for profile in _linearize(config, name):
+        merged = deep_merge(merged, config.storages.get(profile, {}))
+    return merged
+
+
+# -- storage options in this process and its children ------------------------------------------
+
+
+def apply_storage(profile: Profile) -> None:
+    """Open workspaces with ``profile.storage`` from now on, in this process and in the
+    ``molexp execute`` processes it starts (which read :data:`STORAGE_DEFAULTS_ENV`)."""
+    if not profile.storage:
+        os.environ.pop(STORAGE_DEFAULTS_ENV, None)
+        return
+    from molexp.workspace.storage import set_default_storage_options
+
+    set_default_storage_options(profile.storage)
+    os.environ[STORAGE_DEFAULTS_ENV] = json.dumps(profile.storage)
+
+
+def apply_inherited_storage() -> None:
+    """Apply the ``storage:`` table a parent ``molexp run`` passed in :data:`STORAGE_DEFAULTS_ENV`
+    (nothing when it is unset)."""
+    raw = os.environ.get(STORAGE_DEFAULTS_ENV, "").strip()
+    if not raw:
+        return
+    from molexp.workspace.storage import set_default_storage_options
+
+    try:
+        table = json.loads(raw)
+    except ValueError as exc:  # it may hold credentials: name the place, not the text
+        raise CliError(
+            f"the environment variable {STORAGE_DEFAULTS_ENV} is not valid JSON ({exc}); it is "
+            "set by `molexp run` for the processes it starts: unset it"
+        ) from None
+    set_default_storage_options(table)
+
+
 # -- overrides -------------------------------------------------------------------------------------
 
 
@@ -560,4 +679,5 @@ def load_profile(
         source=path,
         overrides=tuple(overrides),
         executor=resolve_executor(config_file, name),
+        storage=resolve_storage(config_file, name),
     )

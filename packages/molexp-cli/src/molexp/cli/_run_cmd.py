@@ -114,7 +114,7 @@ def run(
     Slurm without --wait count as done once submitted.
     """
     from molexp.cli._plan import Mode, plan_runs
-    from molexp.cli._profiles import load_profile
+    from molexp.cli._profiles import apply_storage, load_profile
     from molexp.cli._script import import_script
     from molexp.cli.executors import make_executor, resolve_settings
 
@@ -131,6 +131,7 @@ def run(
         overrides=overrides,
         search=(script_path.parent, Path.cwd()),
     )
+    apply_storage(profile)  # before the script opens its workspaces
     source = click.get_current_context().get_parameter_source("jobs")
     given = source is not None and source.name != "DEFAULT"
     executor = make_executor(

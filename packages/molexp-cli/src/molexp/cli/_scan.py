@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,17 +141,19 @@ def scan_workspace(
     *,
     projects: Collection[str] = (),
     experiments: Collection[str] = (),
+    params: Mapping[str, Any] | None = None,
 ) -> Tree:
-    """Every run of the workspace at ``root``: read directly when possible, else through the
-    workspace layer (which also marks runs whose owner is gone)."""
+    """Every run of the workspace at ``root`` (or only those with the given ``params`` values):
+    read directly when possible, else through the workspace layer (which also marks runs whose
+    owner is gone, and finds runs by parameter from its index)."""
     from molexp.cli._discover import is_url
 
-    if not is_url(root):
+    if not is_url(root) and not params:
         try:
             return scan_local(root, projects=projects, experiments=experiments)
         except FallBack:
             pass
-    return scan_with_workspace(root, projects=projects, experiments=experiments)
+    return scan_with_workspace(root, projects=projects, experiments=experiments, params=params)
 
 
 def scan_with_workspace(
@@ -159,6 +161,7 @@ def scan_with_workspace(
     *,
     projects: Collection[str] = (),
     experiments: Collection[str] = (),
+    params: Mapping[str, Any] | None = None,
 ) -> Tree:
     """:func:`scan_workspace` through the workspace layer."""
     from molexp.workspace import RunStatus, Workspace
@@ -176,7 +179,7 @@ def scan_with_workspace(
                 continue
             names[f"{project.id}/{experiment.id}"] = experiment.name
             rows = []
-            for run in experiment.list_runs():
+            for run in experiment.find_runs(params):
                 record = run.metadata.model_dump(mode="json")
                 if run.status == RunStatus.RUNNING:
                     record["liveness"] = run.liveness().value

@@ -6,7 +6,8 @@ runs a script), ``sys.argv`` is ``[script]`` while it is imported, and the works
 of any earlier import are cleared first, so what is registered afterwards is this script's.
 
 When the script raises, the user sees the script's own traceback, labelled as such, and none of
-molexp's frames.
+molexp's frames; when a workspace's storage fails it (an unknown storage option, an unreachable
+S3 endpoint), one line saying why.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _script_traceback(exc: BaseException, path: Path) -> str:
 
 def import_script(script: Path) -> LoadedScript:
     """Import ``script`` and return it with the workspaces it registered (maybe none)."""
-    from molexp.workspace import clear_entries, registered_workspaces
+    from molexp.workspace import StorageError, clear_entries, registered_workspaces
 
     path = script.expanduser().resolve()
     if not path.is_file():
@@ -106,6 +107,8 @@ def import_script(script: Path) -> LoadedScript:
         ) from None
     except BaseException as exc:
         sys.modules.pop(name, None)
+        if isinstance(exc, StorageError):  # a store it could not open or use: the message says why
+            raise CliError(f"the script {script} failed to import: {exc}") from None
         raise ScriptImportError(
             f"the script {script} failed to import; its traceback (from the script, not molexp):",
             _script_traceback(exc, path),

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from molexp.server._errors import AccessDenied, BadRequest
-from molexp.workspace import InvalidNameError, StorageError
-from molexp.workspace._names import check_filename
+from molexp.workspace import InvalidNameError, StorageError, check_filename
 
 if TYPE_CHECKING:
     from molexp.workspace import Asset

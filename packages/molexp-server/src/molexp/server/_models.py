@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from molexp.server._content import media_policy
 from molexp.workspace import (
+    SCHEMA_VERSION,
     AssetKind,
-    AssetScope,
+    AssetRecord,
     ErrorInfo,
     ExecutionRecord,
-    Producer,
+    ExperimentMetadata,
+    ProjectMetadata,
     RunMetadata,
 )
 
@@ -21,21 +23,19 @@ if TYPE_CHECKING:
     from molexp.server._runindex import RunRow, Snapshot
     from molexp.workspace import Asset, Experiment, Project, Workspace
 
+#: The models below extend a workspace record with what the API adds; unlike the record, they
+#: drop undeclared fields and write a non-finite number as null (plain JSON). Each also hides the
+#: record's ``schema_version`` (and an asset's storage keys) and marks ``created_at`` required,
+#: since the API always sends it.
+_OUT_CONFIG = ConfigDict(extra="ignore", ser_json_inf_nan="null")
 
-class ExperimentOut(BaseModel):
+
+class ExperimentOut(ExperimentMetadata):
     """An experiment's definition and how many of its runs are in each status."""
 
-    id: str
-    name: str
-    project_id: str
-    description: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    n_replicas: int = 1
-    seeds: list[int] | None = None
-    workflow_source: str | None = None
-    workflow_type: str | None = None
-    git_commit: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    model_config = _OUT_CONFIG
+
+    schema_version: int = Field(SCHEMA_VERSION, exclude=True)
     created_at: datetime
     run_total: int = 0
     run_counts: dict[str, int] = Field(default_factory=dict)
@@ -44,52 +44,29 @@ class ExperimentOut(BaseModel):
     @classmethod
     def of(cls, experiment: Experiment, runs: Snapshot | None) -> ExperimentOut:
         """The experiment with the counts of ``runs``."""
-        meta = experiment.metadata
-        return cls(
-            id=meta.id,
-            name=meta.name,
-            project_id=meta.project_id,
-            description=meta.description,
-            params=meta.params,
-            n_replicas=meta.n_replicas,
-            seeds=meta.seeds,
-            workflow_source=meta.workflow_source,
-            workflow_type=meta.workflow_type,
-            git_commit=meta.git_commit,
-            tags=meta.tags,
-            created_at=meta.created_at,
-            run_total=len(runs.rows) if runs else 0,
-            run_counts=dict(runs.counts) if runs else {},
-            unreadable_runs=list(runs.problems) if runs else [],
+        return cls.model_validate(
+            {
+                **dict(experiment.metadata),
+                "run_total": len(runs.rows) if runs else 0,
+                "run_counts": dict(runs.counts) if runs else {},
+                "unreadable_runs": list(runs.problems) if runs else [],
+            }
         )
 
 
-class ProjectOut(BaseModel):
+class ProjectOut(ProjectMetadata):
     """A project and (in the tree) its experiments."""
 
-    id: str
-    name: str
-    description: str | None = None
-    owner: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    config: dict[str, Any] = Field(default_factory=dict)
+    model_config = _OUT_CONFIG
+
+    schema_version: int = Field(SCHEMA_VERSION, exclude=True)
     created_at: datetime
     experiments: list[ExperimentOut] | None = None
 
     @classmethod
     def of(cls, project: Project, experiments: list[ExperimentOut] | None = None) -> ProjectOut:
         """The project, with ``experiments`` when given."""
-        meta = project.metadata
-        return cls(
-            id=meta.id,
-            name=meta.name,
-            description=meta.description,
-            owner=meta.owner,
-            tags=meta.tags,
-            config=meta.config,
-            created_at=meta.created_at,
-            experiments=experiments,
-        )
+        return cls.model_validate({**dict(project.metadata), "experiments": experiments})
 
 
 class WorkspaceOut(BaseModel):
@@ -198,19 +175,15 @@ class RunErrorOut(BaseModel):
     )
 
 
-class AssetOut(BaseModel):
+class AssetOut(AssetRecord):
     """An asset's record, with how the server serves its payload."""
 
-    id: str
-    kind: AssetKind
-    name: str
-    scope: AssetScope
-    producer: Producer | None = None
-    tags: list[str] = Field(default_factory=list)
-    meta: dict[str, Any] = Field(default_factory=dict)
-    size: int | None = None
-    content_hash: str | None = None
-    encoding: str | None = None
+    model_config = _OUT_CONFIG
+
+    schema_version: int = Field(SCHEMA_VERSION, exclude=True)
+    payload: str = Field(exclude=True)
+    record: str = Field(exclude=True)
+    previous: str | None = Field(None, exclude=True)
     created_at: datetime
     media_type: str = Field(description="the Content-Type its content is served with")
     inline: bool = Field(description="whether a browser may show it (else: download only)")
@@ -219,25 +192,20 @@ class AssetOut(BaseModel):
 
     @classmethod
     def of(cls, asset: Asset) -> AssetOut:
-        """The API form of an asset."""
+        """The API form of an asset (a log's size is its current size)."""
         record = asset.record
         policy = media_policy(record.name, record.encoding)
-        return cls(
-            id=record.id,
-            kind=record.kind,
-            name=record.name,
-            scope=record.scope,
-            producer=record.producer,
-            tags=record.tags,
-            meta=record.meta,
-            size=asset.size,
-            content_hash=record.content_hash,
-            encoding=record.encoding,
-            created_at=record.created_at,
-            media_type=policy.media_type,
-            inline=policy.inline,
-            content_url=f"/api/assets/{record.id}/content",
-            tail_url=f"/api/assets/{record.id}/tail" if record.kind == AssetKind.LOG else None,
+        return cls.model_validate(
+            {
+                **dict(record),
+                "size": asset.size,
+                "media_type": policy.media_type,
+                "inline": policy.inline,
+                "content_url": f"/api/assets/{record.id}/content",
+                "tail_url": f"/api/assets/{record.id}/tail"
+                if record.kind == AssetKind.LOG
+                else None,
+            }
         )
 
 

@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from molexp.workspace import format_duration, format_size
+
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 STATUSES = ("created", "running", "succeeded", "failed", "cancelled")
@@ -25,30 +27,15 @@ def fmt_time(value: datetime | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """``850 ms``, ``12.3 s``, ``4m 05s``, ``2h 03m``, or an empty string."""
+    """``850 ms``, ``12.3 s``, ``4m 05s``, ``2h 03m``, or an empty string when unknown."""
     if seconds is None or not math.isfinite(seconds):
         return ""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return format_duration(seconds)
 
 
 def fmt_size(size: int | None) -> str:
-    """``512 B``, ``1.5 KiB``, ``3.2 MiB``, or an empty string."""
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    """``512 B``, ``1.5 KiB``, ``3.2 MiB``, or an empty string when unknown."""
+    return "" if size is None else format_size(size)
 
 
 def fmt_value(value: Any, limit: int = 80) -> str:

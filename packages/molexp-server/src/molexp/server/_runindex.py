@@ -31,9 +31,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from molexp.workspace import CorruptRecordError, InvalidNameError, RunMetadata, RunStatus
-from molexp.workspace._names import check_id
-from molexp.workspace._records import parse_record
+from molexp.workspace import (
+    CorruptRecordError,
+    InvalidNameError,
+    RunMetadata,
+    RunStatus,
+    check_id,
+    flatten_keys,
+    parse_record,
+)
 
 if TYPE_CHECKING:
     from molexp.workspace import Experiment
@@ -41,18 +47,6 @@ if TYPE_CHECKING:
 
 RUN_FILE = "run.json"
 _MAX_COLUMNS = 40
-
-
-def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one level of dotted keys: ``{"a": {"b": 1}}`` becomes ``{"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, Mapping) and item:
-            flat.update(flatten(item, f"{name}."))
-        else:
-            flat[name] = item
-    return flat
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +89,8 @@ class RunRow:
             error_type=error.type if error is not None else None,
             error_message=error.message if error is not None else None,
             attempts=len(meta.execution_history),
-            flat_params=flatten(meta.parameters),
-            flat_results=flatten(meta.results),
+            flat_params=flatten_keys(meta.parameters),
+            flat_results=flatten_keys(meta.results),
             created_ts=meta.created_at.timestamp(),
         )
 

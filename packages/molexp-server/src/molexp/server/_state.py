@@ -14,8 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from molexp.server._runindex import RunIndex, Snapshot
-from molexp.workspace import NotFoundError
-from molexp.workspace._names import check_id
+from molexp.workspace import NotFoundError, check_id
 
 if TYPE_CHECKING:
     from molexp.workspace import Asset, Experiment, Project, Run, Workspace

@@ -33,7 +33,6 @@ from molexp.server._errors import AccessDenied, BadRequest
 from molexp.server._models import ExperimentOut, ProjectOut
 from molexp.server._query import QueryError, RunQuery, field_value, normalize_field
 from molexp.server._render import render
-from molexp.server._runindex import flatten
 from molexp.server._state import ServerState
 from molexp.server._views import run_assets, run_error, tree
 from molexp.workspace import (
@@ -45,6 +44,7 @@ from molexp.workspace import (
     RunStateError,
     RunStatus,
     ScopeLevel,
+    flatten_keys,
 )
 
 State = Annotated[ServerState, Depends(get_state)]
@@ -182,6 +182,18 @@ def _label(field: str) -> str:
     return field.split(".", 1)[1] if "." in field else field
 
 
+def _scatter(request: Request, points: list[Point], x: str, y: str) -> tuple[Markup, str | None]:
+    """The chart of ``points`` (field ``y`` against ``x``), on log axes where the page asks."""
+    svg, note = scatter_svg(
+        points,
+        _label(x),
+        _label(y),
+        log_x=request.query_params.get("logx") == "1",
+        log_y=request.query_params.get("logy") == "1",
+    )
+    return Markup(svg), note
+
+
 @router.get("/p/{project_id}/e/{experiment_id}/chart")
 def chart_page(request: Request, state: State, project_id: str, experiment_id: str) -> Response:
     """A chart of one result against one parameter over every matching run."""
@@ -220,16 +232,9 @@ def chart_page(request: Request, state: State, project_id: str, experiment_id: s
                     )
                 )
         count = len(points)
-        svg, note = scatter_svg(
-            points,
-            _label(x),
-            _label(y),
-            log_x=request.query_params.get("logx") == "1",
-            log_y=request.query_params.get("logy") == "1",
-        )
+        chart, note = _scatter(request, points, x, y)
         if len(rows) > MAX_POINTS:
             note = f"{note + '; ' if note else ''}only the first {MAX_POINTS} runs are drawn"
-        chart = Markup(svg)
     elif error is None:
         error = "this experiment has no parameter and result to chart yet"
     base = f"/p/{experiment.project.id}/e/{experiment.id}"
@@ -298,8 +303,8 @@ def _run_context(state: ServerState, run: Run) -> dict[str, Any]:
         "project": project.metadata,
         "experiment": experiment.metadata,
         "meta": meta,
-        "params": flatten(meta.parameters),
-        "results": flatten(meta.results),
+        "params": flatten_keys(meta.parameters),
+        "results": flatten_keys(meta.results),
         "liveness": run.liveness().value if meta.status == RunStatus.RUNNING else "",
         "cancel_requested": run.cancel_requested if live else False,
         "cancel_token": state.cancel_token(run),
@@ -422,8 +427,8 @@ def compare_page(request: Request, state: State) -> Response:
             "ref": ref,
             "experiment": f"{parts[0]}/{parts[1]}",
             "href": f"/p/{parts[0]}/e/{parts[1]}/r/{meta.id}",
-            "params": flatten(meta.parameters),
-            "results": flatten(meta.results),
+            "params": flatten_keys(meta.parameters),
+            "results": flatten_keys(meta.results),
         })  # fmt: skip
     param_keys = _ordered_keys(runs, "params")
     result_keys = _ordered_keys(runs, "results")
@@ -454,14 +459,7 @@ def compare_page(request: Request, state: State) -> Response:
                         r["href"],
                     )
                 )
-        svg, note = scatter_svg(
-            points,
-            _label(x),
-            _label(y),
-            log_x=request.query_params.get("logx") == "1",
-            log_y=request.query_params.get("logy") == "1",
-        )
-        chart = Markup(svg)
+        chart, note = _scatter(request, points, x, y)
     context: dict[str, Any] = {
         "runs": runs, "refs": [r["ref"] for r in runs],
         "param_keys": param_keys, "result_keys": result_keys,

@@ -8,7 +8,9 @@ task fails, and at the end — so a thousand quick tasks cost a handful of write
 A later attempt reuses a task's saved output when the task's *key* is unchanged: a hash of its
 code, the run's config and the digests of its inputs. Only outputs that JSON stores exactly (no
 tuples, sets, non-string keys, NaN, subclasses or foreign objects) are saved; any other output is
-marked ``stored: false`` with the reason, and its task, and those fed by it, run again.
+marked ``stored: false`` with the reason, and its task, and those fed by it, run again. A task
+whose code hash is unknown (it reads a value with no stable encoding) is never reused either, and
+its entry says why (``not_reusable``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from molexp.workflow._code import code_identities
 from molexp.workflow._errors import WorkflowError
 from molexp.workspace import canonical_json
 
@@ -91,7 +94,9 @@ class StateRecorder:
         self._workflow = workflow
         self._specs = specs
         self._config_hash = config_hash
-        self._code = [spec.code_hash for spec in specs]
+        identities = code_identities(spec.origin for spec in specs)
+        self._code = [identity.hash for identity in identities]
+        self._code_reasons = [identity.reason for identity in identities]
         self._keys: list[str | None] = [None] * len(specs)
         self._digests: list[str | None] = [None] * len(specs)
         self._entries: dict[str, dict[str, Any]] = self._previous_entries() if resume else {}
@@ -200,6 +205,11 @@ class StateRecorder:
             "finished_at": _iso(end),
             "duration": round(end - start, 6),
         }
+        reason = self._code_reasons[index]
+        if reason is not None:
+            entry["not_reusable"] = (
+                f"its code hash is unknown: {reason}; the task runs again on resume"
+            )
         self._entries[self._specs[index].name] = entry
         return entry
 

@@ -88,7 +88,8 @@ class TaskSpec:
 
     @property
     def code_hash(self) -> str | None:
-        """A hash of the task's code, the same in every process; None when its source is unknown."""
+        """A hash of the task's code and of everything it reads, the same in every process; None
+        when that cannot be known (a value with no stable encoding, code without source)."""
         return code_hash(self.origin)
 
     @property

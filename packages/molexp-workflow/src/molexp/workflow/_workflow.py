@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from molexp.workflow._code import code_identities
 from molexp.workflow._errors import WorkflowError
 from molexp.workflow._execute import execute as _execute
 from molexp.workflow.snapshot_ref import WorkflowSnapshotRef
@@ -144,7 +145,8 @@ class Workflow:
 
     def code_hash(self) -> str:
         """A hash of every task's code: it changes when any task's code does."""
-        return _hash(sorted([spec.name, spec.code_hash] for spec in self._specs))
+        identities = code_identities(spec.origin for spec in self._specs)
+        return _hash(sorted([s.name, i.hash] for s, i in zip(self._specs, identities, strict=True)))
 
     def snapshot_ref(self, *, config_hash: str | None = None) -> WorkflowSnapshotRef:
         """The reference to this workflow that a run records in ``run.json``."""

@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     )
     from molexp.workspace._context import ExecutionState, RunContext, active_context, config_hash
     from molexp.workspace._data_assets import DataAssetLibrary, HardlinkFallbackWarning
+    from molexp.workspace._display import format_duration, format_size
     from molexp.workspace._entry import clear_entries, entry, registered_workspaces
     from molexp.workspace._errors import (
+        CatalogJournalWarning,
         ConflictError,
         CorruptRecordError,
         CorruptRecordWarning,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
         StorageError,
     )
     from molexp.workspace._experiment import Experiment, default_seeds
+    from molexp.workspace._gc import GarbageItem, GarbageReport
     from molexp.workspace._metadata import (
         ErrorInfo,
         ExecutionRecord,
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
         RunStatus,
         WorkspaceMetadata,
     )
-    from molexp.workspace._names import slugify
+    from molexp.workspace._names import check_filename, check_id, slugify
     from molexp.workspace._ownership import Liveness
     from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
     from molexp.workspace._project import Project
@@ -62,7 +65,12 @@ if TYPE_CHECKING:
         load_environment,
         read_provenance_file,
     )
-    from molexp.workspace._records import SCHEMA_VERSION, canonical_json
+    from molexp.workspace._records import (
+        SCHEMA_VERSION,
+        canonical_json,
+        flatten_keys,
+        parse_record,
+    )
     from molexp.workspace._redact import redact_argv, strip_userinfo
     from molexp.workspace._run import Run
     from molexp.workspace._workspace import Workspace
@@ -80,6 +88,7 @@ _EXPORTS: dict[str, str] = {
     "AssetScope": "molexp.workspace._assets",
     "AssetView": "molexp.workspace.catalog",
     "Catalog": "molexp.workspace.catalog",
+    "CatalogJournalWarning": "molexp.workspace._errors",
     "CheckpointAsset": "molexp.workspace._assets",
     "ConflictError": "molexp.workspace._errors",
     "CorruptRecordError": "molexp.workspace._errors",
@@ -93,6 +102,8 @@ _EXPORTS: dict[str, str] = {
     "ExecutionStateAsset": "molexp.workspace._assets",
     "Experiment": "molexp.workspace._experiment",
     "ExperimentMetadata": "molexp.workspace._metadata",
+    "GarbageItem": "molexp.workspace._gc",
+    "GarbageReport": "molexp.workspace._gc",
     "GitState": "molexp.workspace._provenance",
     "GridSpace": "molexp.workspace._params",
     "HardlinkFallbackWarning": "molexp.workspace._data_assets",
@@ -123,12 +134,18 @@ _EXPORTS: dict[str, str] = {
     "WorkspaceMetadata": "molexp.workspace._metadata",
     "active_context": "molexp.workspace._context",
     "canonical_json": "molexp.workspace._records",
+    "check_filename": "molexp.workspace._names",
+    "check_id": "molexp.workspace._names",
     "clear_entries": "molexp.workspace._entry",
     "config_hash": "molexp.workspace._context",
     "default_seeds": "molexp.workspace._experiment",
     "entry": "molexp.workspace._entry",
+    "flatten_keys": "molexp.workspace._records",
+    "format_duration": "molexp.workspace._display",
+    "format_size": "molexp.workspace._display",
     "latest_provenance": "molexp.workspace._provenance",
     "load_environment": "molexp.workspace._provenance",
+    "parse_record": "molexp.workspace._records",
     "read_provenance_file": "molexp.workspace._provenance",
     "redact_argv": "molexp.workspace._redact",
     "registered_workspaces": "molexp.workspace._entry",
@@ -146,6 +163,7 @@ __all__ = [
     "AssetScope",
     "AssetView",
     "Catalog",
+    "CatalogJournalWarning",
     "CheckpointAsset",
     "ConflictError",
     "CorruptRecordError",
@@ -159,6 +177,8 @@ __all__ = [
     "ExecutionStateAsset",
     "Experiment",
     "ExperimentMetadata",
+    "GarbageItem",
+    "GarbageReport",
     "GitState",
     "GridSpace",
     "HardlinkFallbackWarning",
@@ -189,12 +209,18 @@ __all__ = [
     "WorkspaceMetadata",
     "active_context",
     "canonical_json",
+    "check_filename",
+    "check_id",
     "clear_entries",
     "config_hash",
     "default_seeds",
     "entry",
+    "flatten_keys",
+    "format_duration",
+    "format_size",
     "latest_provenance",
     "load_environment",
+    "parse_record",
     "read_provenance_file",
     "redact_argv",
     "registered_workspaces",

@@ -2,10 +2,13 @@
 
 What it costs (measured on a laptop-class machine, local disk): about a millisecond outside git
 (host facts and the distribution list are cached per process), plus one ``git status`` of a few
-milliseconds inside a clean work tree, plus one ``git diff`` when it is dirty. The larger facts go
-to files beside the run under ``execution/<execution_id>/`` (written without fsync: they are
-immutable and their hashes are in ``run.json``), and a file identical to one an earlier attempt of
-the run wrote is referenced rather than written again.
+milliseconds inside a clean work tree, plus one ``git diff`` when it is dirty. The source copy and
+the diff go to files beside the run under ``execution/<execution_id>/`` (written without fsync:
+they are immutable and their hashes are in ``run.json``), and a file identical to one an earlier
+attempt of the run wrote is referenced rather than written again. The installed distributions,
+the same for every run a process starts, go once per workspace to
+``.molexp/environments/<sha256>.json`` (content-addressed, created exclusively and fsynced), which
+each attempt references.
 
 Nothing here may fail a run: every step catches its own errors and records them in
 ``Provenance.errors``.
@@ -15,12 +18,14 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from molexp.workspace._environment import (
+    Environment,
     environment,
     platform_text,
     python_version,
@@ -40,8 +45,14 @@ DIFF_LIMIT = 16 * 1024 * 1024
 """A larger uncommitted diff is hashed but not kept."""
 SOURCE_LIMIT = 4 * 1024 * 1024
 """A larger workflow source file is not copied."""
-ENVIRONMENT_FILE = "environment.json"
+ENVIRONMENTS_DIR = ".molexp/environments"
+"""Where a workspace keeps each distinct set of installed distributions, by content hash."""
 DIFF_FILE = "git.diff"
+
+_kept_lock = threading.Lock()
+_kept_environments: set[tuple[str, str, str]] = set()
+"""(store URL, workspace id, key) of the environment files this process wrote or found intact
+(a workspace deleted and made again at the same URL has a new id, so its file is written again)."""
 
 
 def resolve_source(text: str | os.PathLike[str] | None) -> Path | None:
@@ -85,6 +96,27 @@ def _keep(
     return ProvenanceFile(path=rel, content_hash=digest, size=len(data))
 
 
+def _keep_environment(run: Run, env: Environment) -> ProvenanceFile:
+    """The workspace's file holding ``env``: written the first time (exclusively, so concurrent
+    writers agree), checked once per process when it exists, and then only referenced."""
+    storage = run.storage
+    key = f"{ENVIRONMENTS_DIR}/{env.payload_hash.removeprefix('sha256:')}.json"
+    kept = (storage.url, run.experiment.project.workspace.id, key)
+    with _kept_lock:
+        known = kept in _kept_environments
+    if not known:
+        try:
+            storage.write_bytes(key, env.payload, exclusive=True)
+        except FileExistsError:
+            if hash_bytes(storage.read_bytes(key)) != env.payload_hash:  # damaged: replace it
+                storage.write_bytes(key, env.payload)
+        with _kept_lock:
+            _kept_environments.add(kept)
+    return ProvenanceFile(
+        path=key, content_hash=env.payload_hash, size=len(env.payload), scope="workspace"
+    )
+
+
 def capture(
     run: Run, execution_id: str, history: Sequence[ExecutionRecord], source: str | None
 ) -> Provenance:
@@ -107,14 +139,11 @@ def capture(
         provenance.cwd = os.getcwd()
     except Exception as exc:  # capturing never fails a run
         errors.append(f"host facts: {type(exc).__name__}: {exc}")
-    earlier = _earlier(history)
     try:
         env = environment()
         provenance.environment_hash = env.digest
         provenance.distributions = len(env.distributions)
-        provenance.environment = _keep(
-            run, execution_id, ENVIRONMENT_FILE, env.payload, [p.environment for p in earlier]
-        )
+        provenance.environment = _keep_environment(run, env)
     except Exception as exc:
         errors.append(f"environment: {type(exc).__name__}: {exc}")
     record_source(run, execution_id, provenance, history, source, force=True)

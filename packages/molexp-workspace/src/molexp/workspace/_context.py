@@ -10,8 +10,9 @@ import shutil
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar, Token
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -244,43 +245,58 @@ class RunContext:
             now = utcnow()
             execution_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
             owner = current_owner(execution_id, self._heartbeat_interval)
-            self._claim(owner)
-            storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
-            storage.makedirs(f"{run.key}/artifacts")
-            storage.makedirs(f"{run.key}/logs")
-            if self._profile_config is not None:
-                meta.config = self._profile_config
-                meta.config_hash = config_hash(self._profile_config)
-                meta.profile_name = self._profile_name
-            elif self._profile_name is not None:
-                meta.profile_name = self._profile_name
-            meta.owner = owner
-            meta.status = RunStatus.RUNNING
-            meta.started_at = now
-            meta.finished_at = None
-            meta.error = None
-            provenance = capture(
-                run, execution_id, meta.execution_history, run.experiment.workflow_source
-            )
-            meta.execution_history.append(
-                ExecutionRecord(
-                    execution_id=execution_id,
-                    started_at=now,
-                    host=hostname(),
-                    pid=os.getpid(),
-                    provenance=provenance,
-                )
-            )
-            run._write()
+            claim = self._claim(owner)
+            try:
+                self._start(execution_id, owner, now)
+            except BaseException:
+                # The attempt never started: give its number back, so that a retry can claim it.
+                with suppress(Exception):
+                    storage.remove(claim)
+                raise
             self.execution_id = execution_id
             run.context = self
         self._active_token = _active_context.set(self)
         self._beat = heartbeat(self._heartbeat_interval).register(self._heartbeat)
         return self
 
-    def _claim(self, owner: OwnerInfo) -> None:
+    def _start(self, execution_id: str, owner: OwnerInfo, now: datetime) -> None:
+        """Make the run directories, capture the provenance and write the run as running (in
+        memory only once ``run.json`` is written)."""
+        run = self.run
+        storage = run.storage
+        meta = run.metadata
+        storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
+        storage.makedirs(f"{run.key}/artifacts")
+        storage.makedirs(f"{run.key}/logs")
+        changes: dict[str, Any] = {}
+        if self._profile_config is not None:
+            changes["config"] = self._profile_config
+            changes["config_hash"] = config_hash(self._profile_config)
+        if self._profile_config is not None or self._profile_name is not None:
+            changes["profile_name"] = self._profile_name
+        provenance = capture(
+            run, execution_id, meta.execution_history, run.experiment.workflow_source
+        )
+        record = ExecutionRecord(
+            execution_id=execution_id,
+            started_at=now,
+            host=hostname(),
+            pid=os.getpid(),
+            provenance=provenance,
+        )
+        run._save(
+            owner=owner,
+            status=RunStatus.RUNNING,
+            started_at=now,
+            finished_at=None,
+            error=None,
+            execution_history=[*meta.execution_history, record],
+            **changes,
+        )
+
+    def _claim(self, owner: OwnerInfo) -> str:
         """Claim the next attempt number with an exclusively created file, so that two processes
-        starting the same run at once cannot both execute it."""
+        starting the same run at once cannot both execute it; return the claim's key."""
         run = self.run
         finished = {record.execution_id for record in run.metadata.execution_history}
         attempt = len(run.metadata.execution_history) + 1
@@ -290,7 +306,7 @@ class RunContext:
                 run.storage.write_bytes(
                     key, owner.model_dump_json(indent=2).encode(), exclusive=True, durable=False
                 )
-                return
+                return key
             except FileExistsError:
                 try:
                     other = OwnerInfo.model_validate_json(run.storage.read_bytes(key))
@@ -378,17 +394,10 @@ class RunContext:
         if error is not None:
             error.execution_id = execution_id
         now = utcnow()
-        meta = run.metadata
-        record = meta.execution_history[-1]
-        record.status = status
-        record.finished_at = now
-        record.error = error
-        record.inputs = self._inputs()
-        meta.status = status
-        meta.finished_at = now
-        meta.error = error
-        meta.owner = None
-        run._write()
+        history = run.metadata.execution_history
+        ended = {"status": status, "finished_at": now, "error": error}
+        record = history[-1].model_copy(update={**ended, "inputs": self._inputs()})
+        run._save(execution_history=[*history[:-1], record], owner=None, **ended)
         run.storage.remove(f"{run.key}/{CANCEL_REQUEST_FILE}")
 
     def _inputs(self) -> list[str]:
@@ -401,8 +410,8 @@ class RunContext:
     def record_source(self, path: str | os.PathLike[str] | None, *, persist: bool = True) -> None:
         """Record the workflow source this attempt executes: a copy of the file and the git state
         of its work tree, on the attempt's provenance (the workflow layer calls this with the
-        file that declared the workflow). Cheap when it is the file already recorded; never
-        raises.
+        file that declared the workflow). Cheap when it is the file already recorded; capturing
+        never raises (writing ``run.json`` can, and then the provenance is unchanged).
 
         ``persist=False`` leaves writing ``run.json`` to the caller's next write (the workflow
         layer stores its snapshot right after), saving one atomic write.
@@ -413,12 +422,16 @@ class RunContext:
             history = run.metadata.execution_history
             if not history or history[-1].execution_id != execution_id:
                 return
-            record = history[-1]
-            if record.provenance is None:
+            if history[-1].provenance is None:
                 return
-            changed = capture_source(run, execution_id, record.provenance, history[:-1], path)
-            if changed and persist:
-                run._write()
+            provenance = history[-1].provenance.model_copy(deep=True)
+            if not capture_source(run, execution_id, provenance, history[:-1], path):
+                return
+            updated = [*history[:-1], history[-1].model_copy(update={"provenance": provenance})]
+            if persist:
+                run._save(execution_history=updated)
+            else:
+                run.metadata.execution_history = updated
 
     def _error_from(
         self, exc: BaseException, execution_id: str, text: str | None = None
@@ -499,8 +512,7 @@ class RunContext:
             owner = self.run.metadata.owner
             if self.execution_id is None or owner is None:
                 return
-            owner.heartbeat_at = utcnow()
-            self.run._write()
+            self.run._save(owner=owner.model_copy(update={"heartbeat_at": utcnow()}))
             self._poll_cancel()
 
     # -- results -----------------------------------------------------------------------------
@@ -515,23 +527,27 @@ class RunContext:
 
     def set_result(self, key: str, value: Any) -> None:
         """Record a lightweight JSON value in ``run.json``, written atomically (and fsynced on
-        local disk) before this returns."""
+        local disk) before this returns; if the write fails, the run's results are unchanged."""
         self.require_active("set_result")
         if not isinstance(key, str) or not key:
             raise ValueError(f"a result key must be a non-empty string, got {key!r}")
         checked = check_params({key: value}, what=f"result {key!r}")
         with self.run.lock:
-            self.run.metadata.results[key] = checked[key]
-            self.run._write()
+            self.run._save(results={**self.run.metadata.results, key: checked[key]})
 
     def set_labels(self, labels: Mapping[str, str]) -> None:
-        """Add string labels to the run and to this attempt's execution record (written now)."""
+        """Add string labels to the run and to this attempt's execution record (written now; if
+        the write fails, neither has changed)."""
         self.require_active("set_labels")
         checked = check_labels(labels, what="labels")
         with self.run.lock:
-            self.run.metadata.labels.update(checked)
-            self.run.metadata.execution_history[-1].labels.update(checked)
-            self.run._write()
+            meta = self.run.metadata
+            current = meta.execution_history[-1]
+            record = current.model_copy(update={"labels": {**current.labels, **checked}})
+            self.run._save(
+                labels={**meta.labels, **checked},
+                execution_history=[*meta.execution_history[:-1], record],
+            )
 
     def get_result(self, key: str, default: Any = None) -> Any:
         """A result recorded in this or an earlier attempt."""

@@ -6,7 +6,9 @@ cached; the distributions are read from the *names* of the ``*.dist-info`` direc
 ``sys.path`` (``name-version.dist-info``), which costs a directory listing where parsing every
 distribution's metadata with ``importlib.metadata`` costs a hundred milliseconds or more, and the
 result is cached until a directory on ``sys.path`` changes (an install adds or removes a
-``dist-info`` directory, which changes the directory's modification time).
+``dist-info`` directory, which changes the directory's modification time). Those times are looked
+at again when ``sys.path`` itself changed or a second has passed, not on every call: a process
+starting many runs a second pays one ``stat`` per ``sys.path`` entry a second, not per run.
 
 Environment variables are never read here (the user name comes from the password database, not
 from ``$USER``).
@@ -20,12 +22,16 @@ import os
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 
 _NORMALIZE = re.compile(r"[-_.]+")
 _cache_lock = threading.Lock()
 _cached: tuple[tuple[tuple[str, int], ...], Environment] | None = None
+_checked: tuple[tuple[str, ...], float] | None = None
+"""``sys.path`` and the monotonic time when the cached scan was last found current."""
+RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class Environment:
     """``{"schema_version": 1, "distributions": {...}}`` as indented JSON."""
     digest: str
     """``sha256:<hex>`` of the canonical JSON of ``distributions``."""
+    payload_hash: str
+    """``sha256:<hex>`` of ``payload``."""
 
 
 def normalize_name(name: str) -> str:
@@ -139,19 +147,36 @@ def _scan() -> dict[str, str]:
 def environment() -> Environment:
     """Every installed distribution visible on ``sys.path`` (see :class:`Environment`).
 
-    Cached per process until a ``sys.path`` directory changes.
+    Cached per process until a ``sys.path`` directory changes (looked at once a second).
     """
-    global _cached
+    global _cached, _checked
+    paths = tuple(sys.path)
+    now = time.monotonic()
+    with _cache_lock:
+        if (
+            _cached is not None
+            and _checked is not None
+            and _checked[0] == paths
+            and now - _checked[1] < RECHECK_SECONDS
+        ):
+            return _cached[1]
     key = _path_key()
     with _cache_lock:
         if _cached is not None and _cached[0] == key:
+            _checked = (paths, now)
             return _cached[1]
     found = _scan()
     payload = json.dumps({"schema_version": 1, "distributions": found}, indent=1).encode() + b"\n"
     canonical = json.dumps(found, sort_keys=True, separators=(",", ":")).encode()
-    env = Environment(found, payload, f"sha256:{hashlib.sha256(canonical).hexdigest()}")
+    env = Environment(
+        found,
+        payload,
+        f"sha256:{hashlib.sha256(canonical).hexdigest()}",
+        f"sha256:{hashlib.sha256(payload).hexdigest()}",
+    )
     with _cache_lock:
         _cached = (key, env)
+        _checked = (paths, now)
     return env
 
 

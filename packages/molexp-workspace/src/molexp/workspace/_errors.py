@@ -50,3 +50,8 @@ class StorageError(MolexpError):
 
 class CorruptRecordWarning(UserWarning):
     """A listing skipped a record it could not read; the message names the file."""
+
+
+class CatalogJournalWarning(CorruptRecordWarning):
+    """An asset was saved (its record is the truth) but the catalog journal entry that tells
+    other machines about it could not be written; they see it after their next rebuild."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 from molexp.workspace import _run
 from molexp.workspace._assets import AssetScope, ScopeLevel
 from molexp.workspace._data_assets import DataAssetLibrary
-from molexp.workspace._errors import ConflictError, NotFoundError
+from molexp.workspace._errors import (
+    ConflictError,
+    CorruptRecordError,
+    CorruptRecordWarning,
+    NotFoundError,
+)
 from molexp.workspace._metadata import ExperimentMetadata, RunMetadata, RunStatus
 from molexp.workspace._names import check_id, check_text
 from molexp.workspace._records import (
@@ -21,6 +27,7 @@ from molexp.workspace._records import (
     check_params,
     content_hash,
     list_records,
+    parse_record,
     read_record,
     write_record,
 )
@@ -64,6 +71,38 @@ def check_replicas(
             "replica, or omit n_replicas"
         )
     return len(seed_list), seed_list
+
+
+def check_status(status: RunStatus | str | None) -> RunStatus | None:
+    """``status`` as a :class:`RunStatus`; a clear error listing the statuses if it is none."""
+    if status is None:
+        return None
+    try:
+        return RunStatus(status)
+    except ValueError:
+        known = ", ".join(s.value for s in RunStatus)
+        raise ValueError(f"unknown run status {status!r}; expected one of {known}") from None
+
+
+def check_query(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """The ``name -> match key`` of a parameter query; a clear error naming a name that is not a
+    string or a value that is not JSON."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be a dict of parameter name -> value, got {type(params).__name__} "
+            f"{params!r}"
+        )
+    from molexp.workspace.catalog._runs import match_key
+
+    wanted: dict[str, str] = {}
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise TypeError(f"parameter names must be strings, got {type(name).__name__} {name!r}")
+        checked = check_params({name: value}, what=f"the value of parameter {name!r}")
+        wanted[name] = match_key(checked[name])
+    return wanted
 
 
 class Experiment:
@@ -218,6 +257,8 @@ class Experiment:
                         f"{params!r}; omit parameters to load it, or use another id"
                     )
                 return existing
+            # An earlier run of this id may have been deleted: its index row must not outlive it.
+            self.project.workspace.run_index.forget(self, id)
         storage = self.project.workspace.storage
         self.project.workspace.materialize()
         for _ in range(_MAX_ID_ATTEMPTS):
@@ -250,7 +291,11 @@ class Experiment:
     def _load(self, run_id: str) -> _run.Run | None:
         cached = self._runs.get(run_id)
         if cached is not None:
-            return cached.reload()
+            try:
+                return cached.reload()
+            except FileNotFoundError:  # deleted since it was loaded
+                self._runs.pop(run_id, None)
+                return None
         try:
             record = read_record(
                 self.project.workspace.storage,
@@ -270,24 +315,80 @@ class Experiment:
             )
         return run
 
-    def list_runs(self, status: RunStatus | str | None = None) -> list[_run.Run]:
-        """Every run (optionally of one status), oldest first; unreadable ones are skipped with a
-        warning naming the file."""
+    def _adopt(self, record: RunMetadata) -> _run.Run:
+        """The run object of ``record``: the one already in memory (brought up to date unless this
+        process is executing it), else a new one."""
+        run = self._runs.get(record.id)
+        if run is None:
+            run = self._runs.setdefault(record.id, Run(self, record))
+        elif run.context is None:
+            run.metadata = record
+        return run
+
+    def list_runs(
+        self,
+        status: RunStatus | str | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[_run.Run]:
+        """Every run (optionally of one status, or with the given parameter values: see
+        :meth:`find_runs`), oldest first; unreadable ones are skipped with a warning naming the
+        file."""
+        if params is not None:
+            return self.find_runs(params, status=status)
+        wanted = check_status(status)
         records = list_records(
             self.project.workspace.storage, f"{self.key}/runs", RUN_FILE, RunMetadata, prefix="run-"
         )
-        runs = []
-        for record in sorted(records, key=lambda r: (r.created_at, r.id)):
-            run = self._runs.get(record.id)
-            if run is None:
-                run = self._runs.setdefault(record.id, Run(self, record))
-            elif run.context is None:
-                run.metadata = record
-            runs.append(run)
-        if status is not None:
-            wanted = RunStatus(status)
+        runs = [self._adopt(r) for r in sorted(records, key=lambda r: (r.created_at, r.id))]
+        if wanted is not None:
             runs = [r for r in runs if r.status == wanted]
         return runs
+
+    def find_runs(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        status: RunStatus | str | None = None,
+    ) -> list[_run.Run]:
+        """The runs whose parameters hold every name in ``params`` with an equal value (and, if
+        given, of ``status`` now), oldest first.
+
+        Values are equal as JSON: numbers by value (``1`` matches ``1.0``), ``True`` never matches
+        ``1``, lists and dicts match when equal in full; a name the run lacks never matches. The
+        run-parameter index answers, so only the ``run.json`` of the hits are read.
+        """
+        wanted = check_query(params)
+        wanted_status = check_status(status)
+        if not wanted:
+            return self.list_runs(wanted_status)
+        workspace = self.project.workspace
+        if not workspace.is_materialized:
+            return []
+        from molexp.workspace.catalog._runs import matches, read_many
+
+        storage = workspace.storage
+        hits = sorted(workspace.run_index.find(self, wanted))
+        keys = [f"{self.key}/runs/run-{run_id}/{RUN_FILE}" for run_id in hits]
+        runs: list[_run.Run] = []
+        stale: dict[str, dict[str, Any]] = {}
+        for run_id, key, data in zip(hits, keys, read_many(storage, keys), strict=True):
+            if data is None:
+                continue  # deleted since the listing
+            try:
+                record = parse_record(data, RunMetadata, storage.url_for(key))
+            except CorruptRecordError as exc:
+                warnings.warn(str(exc), CorruptRecordWarning, stacklevel=2)
+                continue
+            if not matches(record.parameters, wanted):
+                stale[run_id] = record.parameters
+                continue
+            run = self._adopt(record)
+            if wanted_status is None or run.status == wanted_status:
+                runs.append(run)
+        if stale:
+            workspace.run_index.update(self, stale)
+        return sorted(runs, key=lambda r: (r.metadata.created_at, r.id))
 
     def __repr__(self) -> str:
         return f"Experiment({self.id!r}, project={self.project.id!r}, params={self.params!r})"

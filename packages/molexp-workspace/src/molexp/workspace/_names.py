@@ -32,7 +32,12 @@ def slugify(name: str, *, what: str = "name") -> str:
 
 
 def check_id(value: str, *, what: str = "id") -> str:
-    """Return ``value`` if it is a safe, canonical path segment; raise a clear error otherwise."""
+    """Return ``value`` if it is a safe, canonical id (one path segment); else InvalidNameError.
+
+    The rule every project, experiment, run and asset id follows (see ``ID_RULE``); check an id
+    that comes from outside (a URL, a command line) before it is used to build a storage key.
+    ``what`` names the value in the error message.
+    """
     if not isinstance(value, str):
         raise InvalidNameError(f"{what} must be a string, got {type(value).__name__}")
     if len(value) > MAX_ID_LENGTH or not _ID_RE.match(value):
@@ -78,7 +83,12 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_filename(value: str, *, what: str = "name") -> str:
-    """Return ``value`` if it is one safe file name: no separators, '.'/'..' or control bytes."""
+    """Return ``value`` if it is one safe file name; raise InvalidNameError otherwise.
+
+    Safe: no separators, not '.' or '..', no control characters or surrounding spaces, at most
+    ``MAX_FILENAME_BYTES`` bytes of UTF-8 (the rule for artifact, log and checkpoint names).
+    ``what`` names the value in the error message.
+    """
     if not isinstance(value, str):
         raise InvalidNameError(f"{what} must be a string, got {type(value).__name__}")
     if (

@@ -41,10 +41,18 @@ class ProvenanceFile(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
     path: str
-    """Where it is, relative to the run directory (``execution/<execution_id>/...``)."""
+    """Where it is: relative to the run directory (``execution/<execution_id>/...``), or to the
+    workspace root when ``scope`` is ``"workspace"``."""
     content_hash: str
     """``sha256:<hex>`` of its bytes."""
     size: int
+    scope: str = "run"
+    """``"run"``, or ``"workspace"`` for a file shared by every run that recorded the same bytes
+    (the installed distributions: ``.molexp/environments/<hex>.json``)."""
+
+    def key(self, run: Run) -> str:
+        """The storage key of the file, for the attempt of ``run`` that recorded it."""
+        return self.path if self.scope == "workspace" else f"{run.key}/{self.path}"
 
 
 class GitState(BaseModel):
@@ -104,7 +112,8 @@ class Provenance(BaseModel):
     source: ProvenanceFile | None = None
     """A copy of ``source_file`` as it was when the attempt started."""
     environment: ProvenanceFile | None = None
-    """The installed distributions (``{"distributions": {name: version}}``), as JSON."""
+    """The installed distributions (``{"distributions": {name: version}}``), as JSON: one file
+    per distinct set in the workspace, shared by every attempt that had it."""
     environment_hash: str | None = None
     """A hash of the name → version map: equal hashes, equal installed versions."""
     distributions: int | None = None
@@ -124,8 +133,8 @@ def latest_provenance(run: Run) -> tuple[ExecutionRecord, Provenance] | None:
 
 
 def read_provenance_file(run: Run, file: ProvenanceFile) -> bytes:
-    """The bytes of a file kept beside ``run`` for its provenance."""
-    return run.storage.read_bytes(f"{run.key}/{file.path}")
+    """The bytes of a file kept for ``run``'s provenance (beside it, or shared in the workspace)."""
+    return run.storage.read_bytes(file.key(run))
 
 
 def load_environment(run: Run, provenance: Provenance) -> dict[str, str] | None:

@@ -41,8 +41,29 @@ def content_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
 
 
+def flatten_keys(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys: ``{"a": {"b": 1}}`` becomes ``{"a.b": 1}``.
+
+    How listings, filters and diffs name a nested parameter, result or config value; an empty
+    dict stays a value of its own.
+    """
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping) and item:
+            flat.update(flatten_keys(item, f"{name}."))
+        else:
+            flat[name] = item
+    return flat
+
+
 def parse_record(data: bytes, model: type[M], location: str) -> M:
-    """Validate ``data`` as ``model``; a clear error naming ``location`` if it cannot be read."""
+    """Validate the JSON record ``data`` as ``model``, checking its ``schema_version``.
+
+    For readers that fetch a record's bytes themselves (a cached index, a server): a torn,
+    non-JSON or invalid record is a :class:`CorruptRecordError` and a newer schema a
+    :class:`SchemaVersionError`, each naming ``location`` (the file or URL it came from).
+    """
     try:
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -91,9 +91,15 @@ class Run:
         """The assets of this run (read-only)."""
         return self.experiment.project.workspace.catalog.view(self)
 
-    def _write(self) -> None:
+    def _save(self, **changes: Any) -> None:
+        """Write ``run.json`` with ``changes`` (field → new value) applied to a copy of the
+        metadata, which becomes the run's metadata only once the write succeeded: a failed write
+        changes nothing, so no later write can store a value the caller was told failed to save.
+        """
         with self.lock:
-            write_record(self.storage, f"{self.key}/{RUN_FILE}", self.metadata)
+            updated = self.metadata.model_copy(update=changes)
+            write_record(self.storage, f"{self.key}/{RUN_FILE}", updated)
+            self.metadata = updated
 
     def reload(self) -> Run:
         """Re-read ``run.json`` (not while this process executes the run: it is current then)."""
@@ -138,8 +144,7 @@ class Run:
                         f"run {self.id!r} is running in pid {owner.pid} on {owner.host}; only "
                         "that process may change it"
                     )
-            self.metadata.workflow_snapshot = snapshot
-            self._write()
+            self._save(workflow_snapshot=snapshot)
 
     def liveness(self) -> Liveness:
         """Whether a running run's owner is alive, dead (same host), or stale (remote, silent)."""
@@ -213,16 +218,12 @@ class Run:
             meta = self.metadata
             if meta.owner is not None:
                 error.execution_id = meta.owner.execution_id
-            for record in reversed(meta.execution_history):
-                if record.status == RunStatus.RUNNING:
-                    record.status = status
-                    record.finished_at = now
-                    record.error = error
-            meta.status = status
-            meta.finished_at = now
-            meta.error = error
-            meta.owner = None
-            self._write()
+            ended = {"status": status, "finished_at": now, "error": error}
+            history = [
+                record.model_copy(update=ended) if record.status == RunStatus.RUNNING else record
+                for record in meta.execution_history
+            ]
+            self._save(execution_history=history, owner=None, **ended)
             self.storage.remove(f"{self.key}/{CANCEL_REQUEST_FILE}")
 
     def __repr__(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,16 @@ from molexp.workspace._records import (
 from molexp.workspace.storage import LocalStorage, Storage, open_storage
 
 if TYPE_CHECKING:
+    from molexp.workspace._experiment import Experiment
+    from molexp.workspace._gc import GarbageReport
+    from molexp.workspace._metadata import RunStatus
+    from molexp.workspace._run import Run
     from molexp.workspace.catalog import AssetView, Catalog
+    from molexp.workspace.catalog._runs import RunIndex
 
 WORKSPACE_FILE = "workspace.json"
+#: The default age of what :meth:`Workspace.collect_garbage` removes.
+DEFAULT_OLDER_THAN = timedelta(hours=1)
 
 
 def _default_name(storage: Storage) -> str:
@@ -58,6 +66,7 @@ class Workspace:
         self.storage: Storage = open_storage(root, **dict(storage_options or {}))
         self._projects: dict[str, _project.Project] = {}
         self._catalog: Catalog | None = None
+        self._run_index: RunIndex | None = None
         try:
             self._metadata = read_record(self.storage, WORKSPACE_FILE, WorkspaceMetadata)
         except FileNotFoundError:
@@ -154,6 +163,15 @@ class Workspace:
         return self._catalog
 
     @property
+    def run_index(self) -> RunIndex:
+        """The derived index of run parameters behind ``find_runs``."""
+        if self._run_index is None:
+            from molexp.workspace.catalog._runs import RunIndex
+
+            self._run_index = RunIndex(self)
+        return self._run_index
+
+    @property
     def assets(self) -> AssetView:
         """Every asset of the workspace (read-only)."""
         return self.catalog.view(self)
@@ -239,6 +257,61 @@ class Workspace:
             found.append(self._projects.setdefault(record.id, Project(self, record)))
         return found
 
+    def find_runs(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        status: RunStatus | str | None = None,
+        project: _project.Project | str | None = None,
+        experiment: Experiment | str | None = None,
+    ) -> list[Run]:
+        """The runs of every experiment (or of one ``project`` and/or ``experiment``, by id, name
+        or object) matching ``params`` and ``status`` as :meth:`Experiment.find_runs` does,
+        oldest first."""
+        from molexp.workspace._experiment import Experiment, check_query, check_status
+
+        check_query(params)
+        check_status(status)
+        if isinstance(experiment, Experiment):
+            if project is not None:
+                pid = (
+                    project.id
+                    if isinstance(project, _project.Project)
+                    else self.project(project).id
+                )
+                if pid != experiment.project.id:
+                    raise ValueError(
+                        f"experiment {experiment.id!r} belongs to project "
+                        f"{experiment.project.id!r}, not {pid!r}; give one of them"
+                    )
+            experiments = [experiment]
+        else:
+            if isinstance(project, _project.Project):
+                projects = [project]
+            elif project is not None:
+                projects = [self.project(project)]
+            else:
+                projects = self.list_projects()
+            if experiment is None:
+                experiments = [e for p in projects for e in p.list_experiments()]
+            else:
+                experiments = []
+                for p in projects:
+                    try:
+                        experiments.append(p.experiment(experiment))
+                    except NotFoundError:
+                        continue
+                if not experiments:
+                    where = f"project {projects[0].id!r}" if project is not None else "any project"
+                    raise NotFoundError(
+                        f"no experiment {experiment!r} in {where} of workspace {self.url}"
+                    )
+        runs = [r for e in experiments for r in e.find_runs(params, status=status)]
+        return sorted(
+            runs,
+            key=lambda r: (r.metadata.created_at, r.experiment.project.id, r.experiment.id, r.id),
+        )
+
     def delete_project(self, project_id: str) -> None:
         """Delete a project and everything beneath it."""
         check_id(project_id, what="project id")
@@ -260,6 +333,19 @@ class Workspace:
         project = self._projects.pop(project_id, None)
         if project is not None:
             project.deleted = True
+
+    def collect_garbage(
+        self, *, dry_run: bool = False, older_than: timedelta = DEFAULT_OLDER_THAN
+    ) -> GarbageReport:
+        """Remove what writers killed mid-write left behind, older than ``older_than``:
+        temporary files, data-asset directories without ``asset.json``, and artifact or
+        checkpoint payloads without a record. Anything not certainly garbage is left alone; a
+        removal that fails is reported in :attr:`GarbageReport.failed`, not raised."""
+        from molexp.workspace._gc import collect_garbage
+
+        return collect_garbage(self, dry_run=dry_run, older_than=older_than)
+
+    gc = collect_garbage
 
     def __repr__(self) -> str:
         return f"Workspace({self.url!r}, name={self.name!r})"

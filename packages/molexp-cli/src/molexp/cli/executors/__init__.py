@@ -12,26 +12,67 @@ neither Dask nor the workspace layer.
 
 from __future__ import annotations
 
-from molexp.cli.executors._base import (
-    Batch,
-    ExecutionReport,
-    Executor,
-    Submission,
-    outcome_from_record,
-)
-from molexp.cli.executors._options import executor_options, resolve_settings
-from molexp.cli.executors._settings import (
-    CONFIG_SECTION,
-    EXECUTOR_KINDS,
-    DaskSettings,
-    ExecutorConfigError,
-    ExecutorFlags,
-    ExecutorSettings,
-    SlurmSettings,
-    apply_flags,
-    settings_from_config,
-)
-from molexp.cli.executors._worker import install_termination_handler, worker_labels
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from molexp.cli.executors._base import (
+        Batch,
+        ExecutionReport,
+        Executor,
+        Submission,
+        outcome_from_record,
+    )
+    from molexp.cli.executors._options import executor_options, resolve_settings
+    from molexp.cli.executors._settings import (
+        CONFIG_SECTION,
+        EXECUTOR_KINDS,
+        DaskSettings,
+        ExecutorConfigError,
+        ExecutorFlags,
+        ExecutorSettings,
+        SlurmSettings,
+        apply_flags,
+        settings_from_config,
+    )
+    from molexp.cli.executors._worker import install_termination_handler, worker_labels
+
+# Loaded on first use, so that importing one executor module (e.g. the job listing of
+# `molexp runs list`) does not pay for the settings, options and worker modules.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ["Batch", "ExecutionReport", "Executor", "Submission", "outcome_from_record"],
+        "molexp.cli.executors._base",
+    ),
+    **dict.fromkeys(["executor_options", "resolve_settings"], "molexp.cli.executors._options"),
+    **dict.fromkeys(
+        [
+            "CONFIG_SECTION",
+            "EXECUTOR_KINDS",
+            "DaskSettings",
+            "ExecutorConfigError",
+            "ExecutorFlags",
+            "ExecutorSettings",
+            "SlurmSettings",
+            "apply_flags",
+            "settings_from_config",
+        ],
+        "molexp.cli.executors._settings",
+    ),
+    **dict.fromkeys(
+        ["install_termination_handler", "worker_labels"], "molexp.cli.executors._worker"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def make_executor(settings: ExecutorSettings) -> Executor:

@@ -21,6 +21,7 @@ from molexp.workspace._assets import (
     asset_from_record,
 )
 from molexp.workspace._errors import (
+    CatalogJournalWarning,
     CorruptRecordError,
     CorruptRecordWarning,
     NotFoundError,
@@ -289,19 +290,27 @@ class Catalog:
         # A damaged index found now is rebuilt from the records, this one included.
         self._recovering(lambda: self.index.commit(record))
         if self._journaled:
-            self._journal(self.index, {"record": record.model_dump(mode="json")})
+            where = self.workspace.storage.url_for(record.record)
+            done = f"{record.kind.value} {record.name!r} is saved (its record is {where})"
+            self._journal(self.index, {"record": record.model_dump(mode="json")}, done)
 
     def withdraw(self, **scope: str) -> list[AssetRecord]:
         """Withdraw the assets of a scope (``project_id=...`` and below) or of one record
         (``record_key=...``) before their files are removed or replaced; return their records.
 
-        Their rows are marked pending, their record files removed, then the rows dropped: a
-        process killed at any instant leaves each asset whole (a reconcile commits it again) or
-        gone, and never a record over a removed or replaced payload.
+        Their rows are marked pending, their record files removed (in batches), then the rows
+        dropped: a process killed at any instant leaves each asset whole (a reconcile commits it
+        again) or gone, and never a record over a removed or replaced payload. On a remote store
+        the local index may not know what other machines registered, so a scope is withdrawn
+        after a refresh from the journal, and one record is read from the store itself.
         """
         columns = [c for c in scope if c in _FORGET_COLUMNS]
         if not columns:
             return []
+        if self._journaled and "record_key" in scope:
+            return self._withdraw_stored(scope)
+        if self._journaled:
+            self.refresh()
         clauses = " AND ".join(f"{column} = ?" for column in columns)
         values = tuple(scope[c] for c in columns)
 
@@ -317,10 +326,42 @@ class Catalog:
         withdrawn = self._recovering(mark)
         if not withdrawn:
             return []
-        for record in withdrawn:
-            self.workspace.storage.remove(record.record)
+        self.workspace.storage.remove_many([record.record for record in withdrawn])
         self.forget(**scope)
         return withdrawn
+
+    def _withdraw_stored(self, scope: dict[str, str]) -> list[AssetRecord]:
+        """Withdraw one record as the store has it, whether or not this cache knows it (another
+        machine may have registered it since the last refresh); stale rows for it are dropped."""
+        storage = self.workspace.storage
+        record_key = scope["record_key"]
+        stored: AssetRecord | None = None
+        on_store = True
+        try:
+            stored = read_record(storage, record_key, AssetRecord)
+        except FileNotFoundError:
+            on_store = False
+        except CorruptRecordError as exc:  # it is being replaced: removed like a readable one
+            warnings.warn(f"{exc}; it is removed", CorruptRecordWarning, stacklevel=3)
+
+        def mark() -> bool:
+            index = self.index
+            with index.transaction() as db:
+                if stored is not None:
+                    index.upsert(db, [stored], committed=False)
+                    return True
+                changed = db.execute(
+                    "UPDATE assets SET committed = 0 WHERE record_key = ?", (record_key,)
+                )
+                return changed.rowcount > 0
+
+        known = self._recovering(mark)
+        if not on_store and not known:
+            return []
+        if on_store:
+            storage.remove(record_key)
+        self.forget(**scope)
+        return [] if stored is None else [stored]
 
     # -- the journal of a remote store ----------------------------------------------------------
     #
@@ -329,10 +370,28 @@ class Catalog:
     # registration also writes an immutable entry under .molexp/journal/<hour>/, and a refresh
     # lists only the newest hours. The journal, like the index, is derived from the records.
 
-    def _journal(self, index: Index, entry: dict[str, Any]) -> None:
+    def _journal(self, index: Index, entry: dict[str, Any], done: str) -> None:
+        """Write a journal entry, retried once. The records are the truth and the change is
+        ``done``: if the entry cannot be written, warn instead of failing what succeeded; other
+        machines then see the change after their next rebuild."""
         now = datetime.now(UTC)
         name = f"{now:%Y%m%dT%H%M%S%f}-{os.urandom(4).hex()}.json"
-        self.workspace.storage.write_json(f"{JOURNAL}/{now:%Y%m%d%H}/{name}", entry)
+        key = f"{JOURNAL}/{now:%Y%m%d%H}/{name}"
+        storage = self.workspace.storage
+        try:
+            try:
+                storage.write_json(key, entry)
+            except (StorageError, OSError):
+                storage.write_json(key, entry)
+        except (StorageError, OSError) as exc:
+            warnings.warn(
+                f"{done}, but the catalog journal entry {storage.url_for(key)} that tells other "
+                f"machines could not be written ({exc}); they will see the change only after "
+                "their next catalog rebuild: run ws.catalog.rebuild() on them",
+                CatalogJournalWarning,
+                stacklevel=4,
+            )
+            return
         with index.transaction() as db:
             db.execute("INSERT OR IGNORE INTO journal_seen (name) VALUES (?)", (name,))
 
@@ -395,7 +454,8 @@ class Catalog:
         record (``record_key=...``)."""
         self._recovering(lambda: self._forget_rows(self.index, scope))
         if self._journaled:
-            self._journal(self.index, {"forget": scope})
+            named = ", ".join(f"{column}={value!r}" for column, value in scope.items())
+            self._journal(self.index, {"forget": scope}, f"the assets of {named} are withdrawn")
 
     @staticmethod
     def _forget_rows(index: Index, scope: dict[str, str]) -> None:

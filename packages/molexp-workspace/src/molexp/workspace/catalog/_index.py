@@ -92,10 +92,12 @@ def _close_all(conns: list[sqlite3.Connection]) -> None:
 
 
 class Index:
-    """One SQLite file (WAL mode) shared by every process that writes to the workspace."""
+    """One SQLite file (WAL mode) shared by every process that writes to the workspace; the asset
+    catalog's tables unless another ``schema`` is given."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, schema: str = _SCHEMA) -> None:
         self.path = path
+        self.schema = schema
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self.identity: tuple[int, int] | None = None
@@ -112,7 +114,7 @@ class Index:
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn.executescript(self.schema)
             if isinstance(self.path, Path) and self.identity is None:
                 self.identity = file_identity(self.path)
             self._local.conn = conn

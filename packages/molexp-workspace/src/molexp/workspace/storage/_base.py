@@ -6,6 +6,8 @@ import builtins
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -97,6 +99,17 @@ class Storage(ABC):
     def remove(self, key: str, *, recursive: bool = False) -> None:
         """Remove ``key``; a directory needs ``recursive=True``. Missing keys are not an error."""
 
+    def remove_many(self, keys: Sequence[str]) -> None:
+        """Remove the files ``keys`` (missing ones are not an error), every key checked first.
+
+        Backends with a batch delete override this: an object store then removes a thousand
+        keys per request instead of one.
+        """
+        for key in keys:
+            check_write_key(key)
+        for key in keys:
+            self.remove(key)
+
     @abstractmethod
     def put_file(self, src: Path, key: str) -> None:
         """Copy the local file ``src`` to ``key``; it appears complete or not at all."""
@@ -108,6 +121,16 @@ class Storage(ABC):
     @abstractmethod
     def size(self, key: str) -> int:
         """Size in bytes of file ``key``."""
+
+    def modified(self, key: str) -> datetime | None:
+        """When ``key`` was last written (timezone-aware UTC), or None where the backend cannot
+        tell (this default, and directories on object stores); ``FileNotFoundError`` if missing.
+
+        Cleanup uses it to leave alone anything a writer may still be working on.
+        """
+        if not self.exists(key):
+            raise FileNotFoundError(self.url_for(key))
+        return None
 
     def local_path(self, key: str) -> Path | None:
         """The local filesystem path of ``key`` when the store is local, else None."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from glob import has_magic
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -42,9 +46,18 @@ class _MoveOnClose(io.RawIOBase):
         if exc_type is None:
             self.close()
         else:
-            self._stream.close()
+            self._abort()
+
+    def __del__(self) -> None:
+        # A stream dropped without close() was never finished: it must not replace the target.
+        if not self.closed:
+            self._abort()
+
+    def _abort(self) -> None:
+        self._stream.close()
+        with contextlib.suppress(FileNotFoundError):
             self._fs.rm_file(self._tmp)
-            super().close()
+        super().close()
 
 
 class FsspecStorage(Storage):
@@ -110,6 +123,21 @@ class FsspecStorage(Storage):
         else:
             self.fs.rm_file(path)
 
+    def remove_many(self, keys: Sequence[str]) -> None:
+        paths = [self._path(check_write_key(key)) for key in keys]
+        # fsspec would expand a path with glob characters: those are removed one by one.
+        literal = [path for path in paths if not has_magic(path)]
+        if literal:
+            try:
+                self.fs.rm(literal)  # one batch request per 1000 keys on s3fs, gcsfs, adlfs
+            except FileNotFoundError:  # some were gone already: fsspec refuses the whole batch
+                for path in literal:
+                    if self.fs.exists(path):
+                        self.fs.rm_file(path)
+        for key, path in zip(keys, paths, strict=True):
+            if has_magic(path):
+                self.remove(key)
+
     def put_file(self, src: Path, key: str) -> None:
         self.fs.put_file(str(src), self._path(check_write_key(key)))
 
@@ -125,3 +153,17 @@ class FsspecStorage(Storage):
 
     def size(self, key: str) -> int:
         return int(self.fs.size(self._path(key)))
+
+    def modified(self, key: str) -> datetime | None:
+        path = self._path(key)
+        try:
+            stamp = self.fs.modified(path)
+        except NotImplementedError:
+            return super().modified(key)
+        except FileNotFoundError:
+            if self.fs.isdir(path):
+                return None  # directories carry no time on most fsspec filesystems
+            raise
+        if not isinstance(stamp, datetime):
+            return None
+        return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)

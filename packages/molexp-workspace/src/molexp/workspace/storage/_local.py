@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import os
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,12 +21,28 @@ def _tmp_path(path: str) -> str:
     return f"{head}/.{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
 
 
+def _makedirs(path: str, *, parents: bool = True) -> None:
+    """``os.makedirs(path, exist_ok=True)`` with one ``mkdir`` per missing level and nothing
+    else (``os.makedirs`` first asks whether each parent exists, a system call per level)."""
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if not parents or parent == path:
+            raise
+        _makedirs(parent)
+        _makedirs(path, parents=False)  # once: a parent removed meanwhile is an error, no loop
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
 def _open_new(path: str) -> int:
     """Create ``path`` exclusively, creating its parent directories if they are missing."""
     try:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _makedirs(os.path.dirname(path))
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
 
@@ -49,7 +67,16 @@ class _AtomicFile(io.FileIO):
         if exc_type is None:
             self.close()
         else:
-            super().close()
+            self._abort()
+
+    def __del__(self) -> None:
+        # A stream dropped without close() was never finished: it must not replace the target.
+        if not self.closed:
+            self._abort()
+
+    def _abort(self) -> None:
+        super().close()
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
 
 
@@ -139,7 +166,7 @@ class LocalStorage(Storage):
         return sorted(found)
 
     def makedirs(self, key: str) -> None:
-        os.makedirs(self._path(key), exist_ok=True)
+        _makedirs(self._path(key))
 
     def remove(self, key: str, *, recursive: bool = False) -> None:
         path = self._path(key)
@@ -172,3 +199,7 @@ class LocalStorage(Storage):
 
     def size(self, key: str) -> int:
         return os.stat(self._path(key)).st_size
+
+    def modified(self, key: str) -> datetime:
+        """The modification time of ``key`` itself (of a symlink, not of its target)."""
+        return datetime.fromtimestamp(os.lstat(self._path(key)).st_mtime, UTC)

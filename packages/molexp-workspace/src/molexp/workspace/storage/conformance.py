@@ -11,6 +11,8 @@ returns a fresh, empty store of your backend; every ``test_*`` method then runs 
 
 from __future__ import annotations
 
+import gc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -70,9 +72,40 @@ class StorageConformance:
         assert not storage.exists("r/sub/g")
         assert storage.list("r") == []
 
+    def test_remove_many_removes_exactly_the_keys_given(self, storage: Storage) -> None:
+        # A key with glob characters is a literal name: "g[12]" must not take "g1" with it.
+        for key in ("m/a", "m/b", "m/sub/c", "m/keep", "m/g[12]", "m/g1"):
+            storage.write_bytes(key, b"x")
+        storage.remove_many(["m/a", "m/sub/c", "m/never-there", "m/g[12]", "m/b"])
+        assert [storage.exists(k) for k in ("m/a", "m/b", "m/sub/c", "m/g[12]")] == [False] * 4
+        assert storage.read_bytes("m/keep") == b"x" and storage.read_bytes("m/g1") == b"x"
+        storage.remove_many([])
+        storage.remove_many(["m/a", "m/never-there"])  # all gone already: nothing to do
+
+    @pytest.mark.parametrize("bad", ["../escape", "", "a//b"])
+    def test_remove_many_checks_every_key_before_removing_any(
+        self, storage: Storage, bad: str
+    ) -> None:
+        storage.write_bytes("m/keep", b"x")
+        with pytest.raises(StorageError, match="storage key"):
+            storage.remove_many(["m/keep", bad])
+        assert storage.read_bytes("m/keep") == b"x"
+
     def test_size(self, storage: Storage) -> None:
         storage.write_bytes("s", b"12345")
         assert storage.size("s") == 5
+
+    def test_modified_is_when_the_file_was_written(self, storage: Storage) -> None:
+        # Second-granular stamps (S3) and a server clock a little off are within the margin.
+        margin = timedelta(seconds=5)
+        before = datetime.now(UTC)
+        storage.write_bytes("m/f", b"x")
+        stamp = storage.modified("m/f")
+        if stamp is not None:
+            assert stamp.tzinfo is not None
+            assert before - margin <= stamp <= datetime.now(UTC) + margin
+        with pytest.raises(FileNotFoundError):
+            storage.modified("m/missing")
 
     def test_put_file_copies_a_local_file(self, storage: Storage, tmp_path: Path) -> None:
         src = tmp_path / "payload.bin"
@@ -98,6 +131,15 @@ class StorageConformance:
 
         with pytest.raises(RuntimeError):
             write_then_fail()
+        assert storage.read_bytes("w/file") == b"old"
+        assert [n for n in storage.list("w") if n != "file"] == []
+
+    def test_open_write_dropped_without_close_keeps_the_old_content(self, storage: Storage) -> None:
+        storage.write_bytes("w/file", b"old")
+        stream = storage.open("w/file", "wb")
+        stream.write(b"half")
+        del stream
+        gc.collect()
         assert storage.read_bytes("w/file") == b"old"
         assert [n for n in storage.list("w") if n != "file"] == []
 
