@@ -29,6 +29,7 @@ from molexp.cli._format import (
 )
 from molexp.cli._lazy import LazyCommand, LazyGroup
 from molexp.cli._options import json_option, workspace_option
+from molexp.cli._param_option import param_option
 
 if TYPE_CHECKING:
     from molexp.cli._scan import RunRow, Tree
@@ -266,6 +267,7 @@ def run_json(row: RunRow) -> dict[str, Any]:
 )
 @click.option("--desc", is_flag=True, help="Sort in descending order.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many runs.")
+@param_option
 @workspace_option
 @json_option
 def runs_list(
@@ -275,6 +277,7 @@ def runs_list(
     sort: str,
     desc: bool,
     limit: int | None,
+    params: dict[str, Any],
     workspace: str | None,
     as_json: bool,
 ) -> None:
@@ -284,7 +287,7 @@ def runs_list(
 
     _sort_key(sort)  # a bad key is a usage error before any reading
     root = find_workspace_root(workspace)
-    tree = scan_workspace(root, projects=projects, experiments=experiments)
+    tree = scan_workspace(root, projects=projects, experiments=experiments, params=params)
     rows = [row for exps in tree.projects.values() for r in exps.values() for row in r]
     if statuses:
         rows = [row for row in rows if row.status in statuses]
