@@ -393,15 +393,18 @@ FAIRNESS = """\
   cut) is the like-for-like comparison with signac and the MLflow file store.
 * **The work recorded is not the same.** Per run, molexp writes the run record through its
   lifecycle (created, running, succeeded, with timestamps and the attempt's provenance: host,
-  Python, command line, installed distributions), the artifact with its content hash, an asset
-  record, and a catalog entry; signac writes the state point and the job document; MLflow writes
-  the run's metadata, tags (user, source, git commit), the 4 parameters, the artifact and the end
-  status. MLflow is driven through its fluent API (`mlflow.start_run`, `log_params`, `log_text`),
-  as its documentation does.
-* **Queries.** molexp has no index of run parameters: finding runs by a parameter value reads
-  every `run.json` of the experiment (`exp.list_runs()`, then a filter). signac's `find_jobs` and
-  MLflow's file store scan too; MLflow's SQLite store answers with SQL. Lookups and queries start
-  from a fresh handle (`Workspace.load`, `signac.get_project`, `MlflowClient`) every time.
+  Python, command line, and a reference to the list of installed distributions, which is stored
+  once per workspace), the artifact with its content hash, an asset record, and a catalog entry;
+  signac writes the state point and the job document; MLflow writes the run's metadata, tags
+  (user, source, git commit), the 4 parameters, the artifact and the end status. MLflow is driven
+  through its fluent API (`mlflow.start_run`, `log_params`, `log_text`), as its documentation
+  does.
+* **Queries.** molexp answers `exp.find_runs({"model": "m3"})` from its run-parameter index (a
+  derived SQLite file: each query lists the experiment's runs once, indexes runs it has not seen,
+  then reads only the hits' `run.json` to check them); the first query after the runs were created
+  builds the index, and the median is over the repetitions. signac's `find_jobs` and MLflow's file
+  store scan; MLflow's SQLite store answers with SQL. Lookups and queries start from a fresh handle
+  (`Workspace.load`, `signac.get_project`, `MlflowClient`) every time.
 * **Workflows.** molexp executes the graph in memory (`spec.execute()`, no run: nothing written).
   Dask: the threaded scheduler is Dask's default for `delayed`; `Dask distributed` is an in-process
   `LocalCluster` (one worker, 100 threads). Prefect runs with its defaults against the ephemeral

@@ -11,8 +11,14 @@ from molexp.workflow._actors import Channel, Receiver, lookup
 from molexp.workflow._errors import RunRequiredError
 
 if TYPE_CHECKING:
-    from molexp.workspace import Asset, AssetKind, CheckpointAsset, RunContext
-    from molexp.workspace._accessors import ArtifactStore, LogHandle
+    from molexp.workspace import (
+        ArtifactStore,
+        Asset,
+        AssetKind,
+        CheckpointAsset,
+        LogHandle,
+        RunContext,
+    )
 
 
 class TaskContext:
