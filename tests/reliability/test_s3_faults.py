@@ -373,8 +373,8 @@ def test_an_unwritable_journal_fails_no_save_and_a_rebuild_shows_everything(
     assert "kept answering 503 SlowDown (busy)" in warned
     assert "other machines could not be written" in warned
     assert warned.endswith(
-        "they will see the change only after their next catalog rebuild: run "
-        "ws.catalog.rebuild() on them"
+        "they will see the change only after their next catalog rebuild: run `molexp reindex` "
+        "(or ws.catalog.rebuild()) on them"
     )
     assert sorted(str(w.message).split(",")[0] for w in again) == [
         "artifact 'a.json' is saved (its record is " + record_url + ")",

@@ -63,6 +63,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "Show the workspace tree (projects, experiments) with run counts by status.",
     ),
     "plugins": LazyCommand("molexp.cli._inspect", "plugins", "Installed plugins."),
+    "reindex": LazyCommand(
+        "molexp.cli._reindex_cmd",
+        "reindex",
+        "Rebuild the asset catalog's index from the asset records.",
+    ),
     "run": LazyCommand(
         "molexp.cli._run_cmd", "run", "Execute the experiments that SCRIPT binds to workflows."
     ),

@@ -387,7 +387,8 @@ class Catalog:
             warnings.warn(
                 f"{done}, but the catalog journal entry {storage.url_for(key)} that tells other "
                 f"machines could not be written ({exc}); they will see the change only after "
-                "their next catalog rebuild: run ws.catalog.rebuild() on them",
+                "their next catalog rebuild: run `molexp reindex` (or ws.catalog.rebuild()) "
+                "on them",
                 CatalogJournalWarning,
                 stacklevel=4,
             )
