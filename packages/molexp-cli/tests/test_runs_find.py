@@ -69,7 +69,7 @@ def test_runs_made_after_the_first_search_are_found(
     [
         ("model", "'model' is not NAME=VALUE"),
         ("=m1", "'=m1' is not NAME=VALUE"),
-        ("model=[m1", "the value '[m1' of 'model' is not valid YAML"),
+        ("model=[m1", "the value '[m1' is not valid YAML"),
         ("model={a: 1, a: 2}", "duplicate key"),
     ],
 )

@@ -21,32 +21,13 @@ def parse_param(text: str) -> tuple[str, Any]:
         name.encode("utf-8")
     except UnicodeEncodeError:  # bytes the terminal's encoding could not decode
         raise click.BadParameter(f"the name in {text!r} is not valid UTF-8 text") from None
-    import yaml
-
-    # Imported here, not at start-up: only a command line with --param pays for them.
-    from molexp.cli._profiles import (
-        _CONSTRUCTOR_ERRORS,
-        ProfileError,
-        _constructor_problem,
-        _json_value,
-        _loader,
-        _yaml_problem,
-    )
+    # Imported here, not at start-up: only a command line with --param pays for YAML.
+    from molexp.cli._profiles import ProfileUsageError, parse_value
 
     try:
-        value = yaml.load(raw, Loader=_loader())
-    except yaml.YAMLError as exc:
-        raise click.BadParameter(
-            f"the value {raw!r} of {name!r} is not valid YAML: {_yaml_problem(exc)[2]}"
-        ) from None
-    except _CONSTRUCTOR_ERRORS as exc:
-        raise click.BadParameter(
-            f"the value {raw!r} of {name!r} is not valid YAML: {_constructor_problem(exc)}"
-        ) from None
-    try:
-        _json_value(value, name, f"--param {text!r}")
-    except ProfileError as exc:
-        raise click.BadParameter(str(exc)) from None
+        value = parse_value(raw, name, f"--param {text!r}", headline=f"bad --param {text!r}")
+    except ProfileUsageError as exc:
+        raise click.BadParameter(exc.message) from None
     return name, value
 
 

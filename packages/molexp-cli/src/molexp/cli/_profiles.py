@@ -588,6 +588,30 @@ def apply_inherited_storage() -> None:
 # -- overrides -------------------------------------------------------------------------------------
 
 
+def parse_value(raw: str, where: str, origin: str, *, headline: str, depth: int = 1) -> Any:
+    """``raw`` typed as YAML (``1e-3`` is a float, ``m3`` a string) and checked to be a JSON value
+    ``depth`` mappings deep; a :class:`ProfileUsageError` starting with ``headline`` otherwise."""
+    import yaml
+
+    try:
+        value = yaml.load(raw, Loader=_loader())
+    except yaml.YAMLError as exc:
+        _, column, problem = _yaml_problem(exc)
+        at = f" at character {column}" if column is not None else ""
+        raise ProfileUsageError(
+            f"{headline}: the value {raw!r} is not valid YAML{at}: {problem}"
+        ) from None
+    except _CONSTRUCTOR_ERRORS as exc:
+        raise ProfileUsageError(
+            f"{headline}: the value {raw!r} is not valid YAML: {_constructor_problem(exc)}"
+        ) from None
+    try:
+        _json_value(value, where, origin, depth=depth)
+    except ProfileError as exc:
+        raise ProfileUsageError(str(exc)) from None
+    return value
+
+
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     """``"a.b=value"`` as ``(("a", "b"), value)``, the value typed as YAML (``1e-3`` is a float)."""
     key, sep, raw = text.partition("=")
@@ -602,26 +626,14 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         raise ProfileUsageError(
             f"bad --override {text!r}: the key {key!r} is not valid UTF-8 text"
         ) from None
-    import yaml
-
-    try:
-        value = yaml.load(raw, Loader=_loader())
-    except yaml.YAMLError as exc:
-        _, column, problem = _yaml_problem(exc)
-        at = f" at character {column}" if column is not None else ""
-        raise ProfileUsageError(
-            f"bad --override {text!r}: the value {raw!r} is not valid YAML{at}: {problem}"
-        ) from None
-    except _CONSTRUCTOR_ERRORS as exc:
-        raise ProfileUsageError(
-            f"bad --override {text!r}: the value {raw!r} is not valid YAML: "
-            f"{_constructor_problem(exc)}"
-        ) from None
-    try:
-        # The value sits len(path) mappings deep in the config.
-        _json_value(value, ".".join(path), f"--override {text!r}", depth=len(path))
-    except ProfileError as exc:
-        raise ProfileUsageError(str(exc)) from None
+    # The value sits len(path) mappings deep in the config.
+    value = parse_value(
+        raw,
+        ".".join(path),
+        f"--override {text!r}",
+        headline=f"bad --override {text!r}",
+        depth=len(path),
+    )
     return path, value
 
 
